@@ -1,0 +1,35 @@
+# `make run`: install everything and start the assistant on the default corpus.
+# `make test`: install the test tools too and run the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/qa index build
+	$(BIN)/qa search
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check qa ui tests benchmarks
+	$(BIN)/ruff format --check qa ui tests benchmarks
+
+test: $(VENV)/.installed-test lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) index/gen-* index/manifest.json

@@ -1,0 +1,179 @@
+"""Bringing the index in line with the corpus: embed what is new or changed, drop what is gone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa.chunking import Chunker
+from qa.embedding import Embedder
+from qa.ingest import load_corpus
+from qa.store import GenerationWriter, IndexReader, Manifest, read_manifest
+from qa.types import Article, Chunk, Skipped
+
+
+@dataclass
+class BuildReport:
+    """What a build did. `full_reason` says why everything was re-embedded, if it was."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    kept_despite_skip: list[str] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_removed: int = 0
+    seconds: float = 0.0
+    full_reason: str = ""
+    articles: int = 0
+    chunks: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.full_reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["skipped"] = [asdict(s) for s in self.skipped]
+        return data
+
+    def summary(self) -> str:
+        line = (
+            f"added {len(self.added)}, updated {len(self.updated)}, removed {len(self.removed)}, "
+            f"unchanged {self.unchanged}, skipped {len(self.skipped)}; "
+            f"{self.chunks_embedded} chunks embedded in {self.seconds:.1f} s; "
+            f"index holds {self.articles} articles, {self.chunks} chunks"
+        )
+        return f"{line} (full rebuild: {self.full_reason})" if self.full_reason else line
+
+
+def _full_rebuild_reason(
+    manifest: Manifest | None, embedder: Embedder, chunker: Chunker, full: bool
+) -> str:
+    if manifest is None:
+        return "no index yet"
+    if full:
+        return "requested"
+    if manifest.model != embedder.model_id:
+        return f"embedding model changed from {manifest.model} to {embedder.model_id}"
+    if (manifest.chunk_tokens, manifest.overlap_tokens) != (
+        chunker.chunk_tokens,
+        chunker.overlap_tokens,
+    ):
+        return (
+            f"chunk settings changed from {manifest.chunk_tokens}/{manifest.overlap_tokens} "
+            f"to {chunker.chunk_tokens}/{chunker.overlap_tokens} tokens"
+        )
+    return ""
+
+
+def _protected_by_skip(indexed: Article, skipped: list[Skipped]) -> bool:
+    """An indexed article whose file is now unreadable keeps its last good version."""
+    return any(indexed.path == s.path or indexed.path.startswith(f"{s.path}:") for s in skipped)
+
+
+def build_index(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunker: Chunker,
+    *,
+    full: bool = False,
+    max_file_bytes: int = 5_000_000,
+    progress: bool = False,
+    on_skip: Callable[[Skipped], None] | None = None,
+) -> BuildReport:
+    """Make the index at `index_dir` mirror the articles in `corpus_dir`.
+
+    Only new and changed articles are chunked and embedded. The new state becomes visible
+    all at once; until then (or if this is killed) the previous index is what loads.
+
+    Args:
+        full: re-embed everything, even when nothing changed.
+        progress: show a progress bar while embedding.
+        on_skip: called for each unreadable input as soon as it is found.
+    """
+    began = time.perf_counter()
+    report = BuildReport()
+    ingested = load_corpus(Path(corpus_dir), max_bytes=max_file_bytes)
+    report.skipped = list(ingested.skipped)
+    for skip in report.skipped:
+        if on_skip:
+            on_skip(skip)
+
+    manifest = read_manifest(Path(index_dir))
+    report.full_reason = _full_rebuild_reason(manifest, embedder, chunker, full)
+    indexed: dict[str, Article] = {}
+    if manifest is not None and not report.full_reason:
+        reader = IndexReader.open(index_dir)
+        indexed = {a.article_id: a for a in reader.articles()}
+        reader.close()
+
+    wanted = {article.article_id: article for article in ingested.articles}
+    to_embed = [a for a in ingested.articles if a.article_id not in indexed]
+    report.added = [a.article_id for a in to_embed]
+    for article in ingested.articles:
+        previous = indexed.get(article.article_id)
+        if previous is not None and previous.content_hash != article.content_hash:
+            report.updated.append(article.article_id)
+            to_embed.append(article)
+    report.unchanged = len(wanted) - len(to_embed)
+    for article_id, previous in indexed.items():
+        if article_id in wanted:
+            continue
+        if _protected_by_skip(previous, report.skipped):
+            report.kept_despite_skip.append(article_id)
+        else:
+            report.removed.append(article_id)
+
+    if not report.changed:
+        report.articles = manifest.articles if manifest else 0
+        report.chunks = manifest.chunks if manifest else 0
+        report.seconds = time.perf_counter() - began
+        return report
+
+    chunked: list[tuple[Article, list[Chunk]]] = [(a, chunker.split(a)) for a in to_embed]
+    texts = [chunk.text for _, chunks in chunked for chunk in chunks]
+    base = None if report.full_reason else manifest
+    # Deleting needs no model: only load it when there is something to embed or no base.
+    dimension = base.dimension if base and not texts else embedder.dimension
+    vectors = embedder.embed_documents(texts, progress=progress) if texts else None
+    report.chunks_embedded = len(texts)
+
+    writer = GenerationWriter(index_dir, base=base, dimension=dimension)
+    try:
+        report.chunks_removed = writer.remove_articles(report.removed + report.updated)
+        offset = 0
+        for article, chunks in chunked:
+            assert vectors is not None
+            writer.add_article(article, chunks, vectors[offset : offset + len(chunks)])
+            offset += len(chunks)
+        report.seconds = time.perf_counter() - began
+        committed = writer.commit(
+            model=embedder.model_id,
+            chunk_tokens=chunker.chunk_tokens,
+            overlap_tokens=chunker.overlap_tokens,
+            last_build=_build_record(report),
+        )
+    except BaseException:
+        writer.abort()
+        raise
+    report.articles, report.chunks = committed.articles, committed.chunks
+    return report
+
+
+def _build_record(report: BuildReport) -> dict[str, Any]:
+    return {
+        "added": len(report.added),
+        "updated": len(report.updated),
+        "removed": len(report.removed),
+        "unchanged": report.unchanged,
+        "skipped": len(report.skipped),
+        "chunks_embedded": report.chunks_embedded,
+        "seconds": round(report.seconds, 3),
+        "full_reason": report.full_reason,
+    }

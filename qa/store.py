@@ -1,0 +1,474 @@
+"""The index directory: FAISS vectors and one SQLite database per generation, and a manifest.
+
+Layout::
+
+    index/
+      manifest.json          the commit record: names the live generation, written last
+      gen-<ns>/qa.sqlite3    articles and chunks; chunk row ids are the FAISS ids
+      gen-<ns>/vectors.faiss IndexIDMap2 over inner product of normalized vectors
+
+A build writes a complete new generation beside the live one and then replaces manifest.json
+atomically, so a build killed at any moment leaves the previous index loadable and complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from qa.types import Article, Chunk, Hit
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DATABASE = "qa.sqlite3"
+VECTORS = "vectors.faiss"
+_KEEP_PREVIOUS_GENERATIONS = 1  # a server may still be reading the one before
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    url TEXT NOT NULL,
+    published TEXT NOT NULL,
+    author TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+-- AUTOINCREMENT: a deleted chunk's id is never reused, so a FAISS id always means one chunk.
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+"""
+
+
+class IndexUnusable(Exception):
+    """The index directory is missing, damaged, or does not match the configuration."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an index was built with, checked whenever it is opened."""
+
+    generation: str
+    model: str
+    dimension: int
+    chunk_tokens: int
+    overlap_tokens: int
+    articles: int
+    chunks: int
+    built_at: str
+    created_at: str
+    format_version: int = FORMAT_VERSION
+    last_build: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "generation": self.generation,
+            "embedding": {
+                "model": self.model,
+                "dimension": self.dimension,
+                "normalized": True,
+                "metric": "inner_product",
+            },
+            "chunking": {
+                "splitter": "langchain RecursiveCharacterTextSplitter, model tokens",
+                "chunk_tokens": self.chunk_tokens,
+                "overlap_tokens": self.overlap_tokens,
+            },
+            "counts": {"articles": self.articles, "chunks": self.chunks},
+            "created_at": self.created_at,
+            "built_at": self.built_at,
+            "last_build": self.last_build,
+            "versions": self.versions,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        return cls(
+            format_version=int(data["format_version"]),
+            generation=str(data["generation"]),
+            model=str(data["embedding"]["model"]),
+            dimension=int(data["embedding"]["dimension"]),
+            chunk_tokens=int(data["chunking"]["chunk_tokens"]),
+            overlap_tokens=int(data["chunking"]["overlap_tokens"]),
+            articles=int(data["counts"]["articles"]),
+            chunks=int(data["counts"]["chunks"]),
+            created_at=str(data["created_at"]),
+            built_at=str(data["built_at"]),
+            last_build=dict(data.get("last_build", {})),
+            versions=dict(data.get("versions", {})),
+        )
+
+
+def read_manifest(index_dir: Path) -> Manifest | None:
+    """The live manifest, or None when no index was ever built here."""
+    path = Path(index_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError) as error:
+        raise IndexUnusable(
+            f"{path} is damaged ({error}); rebuild it with `qa index build --full`"
+        ) from error
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexUnusable(
+            f"{path} has format version {manifest.format_version}, this version reads "
+            f"{FORMAT_VERSION}; rebuild it with `qa index build --full`"
+        )
+    return manifest
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("qa-assistant", "faiss-cpu", "sentence-transformers", "torch"):
+        with contextlib.suppress(PackageNotFoundError):
+            versions[package] = version(package)
+    return versions
+
+
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        connection = sqlite3.connect(path, check_same_thread=False)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA foreign_keys = ON")
+    return connection
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+
+
+def _article_from_row(row: sqlite3.Row) -> Article:
+    return Article(
+        article_id=row["article_id"],
+        title=row["title"],
+        text=row["text"],
+        source=row["source"],
+        url=row["url"],
+        published=row["published"],
+        author=row["author"],
+        path=row["path"],
+        content_hash=row["content_hash"],
+    )
+
+
+class IndexReader:
+    """A loaded, read-only generation: vector search plus chunk and article lookups.
+
+    Searches may run from many threads at once; SQLite access is serialised by a lock.
+    """
+
+    def __init__(
+        self, index_dir: Path, manifest: Manifest, vectors: faiss.Index, db: sqlite3.Connection
+    ):
+        self.index_dir = index_dir
+        self.manifest = manifest
+        self._vectors = vectors
+        self._db = db
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, index_dir: Path | str) -> IndexReader:
+        """Load the live generation and check that its parts agree with each other."""
+        index_dir = Path(index_dir)
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            raise IndexUnusable(
+                f"no index in {index_dir}; build one with `qa index build --index {index_dir}`"
+            )
+        generation = index_dir / manifest.generation
+        try:
+            vectors = faiss.read_index(str(generation / VECTORS))
+            db = _connect(generation / DATABASE, read_only=True)
+            (articles,) = db.execute("SELECT count(*) FROM articles").fetchone()
+            (chunks,) = db.execute("SELECT count(*) FROM chunks").fetchone()
+        except (RuntimeError, sqlite3.Error) as error:
+            raise IndexUnusable(
+                f"index in {index_dir} is damaged ({error}); rebuild it with "
+                "`qa index build --full`"
+            ) from error
+        if (articles, chunks, vectors.ntotal, vectors.d) != (
+            manifest.articles,
+            manifest.chunks,
+            manifest.chunks,
+            manifest.dimension,
+        ):
+            raise IndexUnusable(
+                f"index in {index_dir} is inconsistent: manifest says {manifest.articles} "
+                f"articles, {manifest.chunks} chunks of dimension {manifest.dimension}; found "
+                f"{articles} articles, {chunks} chunks, {vectors.ntotal} vectors of dimension "
+                f"{vectors.d}; rebuild it with `qa index build --full`"
+            )
+        return cls(index_dir, manifest, vectors, db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def search_vectors(
+        self, query: np.ndarray, k: int, allowed_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Nearest chunk ids by inner product; with `allowed_ids`, only among those."""
+        if k <= 0 or self._vectors.ntotal == 0:
+            return []
+        params = None
+        if allowed_ids is not None:
+            if len(allowed_ids) == 0:
+                return []
+            selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
+            params = faiss.SearchParameters(sel=selector)
+        scores, ids = self._vectors.search(
+            query.reshape(1, -1).astype(np.float32), min(k, self._vectors.ntotal), params=params
+        )
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        return np.vstack([self._vectors.reconstruct(int(i)) for i in chunk_ids])
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
+
+    def hits(self, scored: Sequence[tuple[int, float]]) -> list[Hit]:
+        """Hits for (chunk id, score) pairs, in the given order."""
+        if not scored:
+            return []
+        ids = [chunk_id for chunk_id, _ in scored]
+        rows = self.query(
+            f"""SELECT c.id, c.start, c."end", c.text, a.article_id, a.title, a.source, a.url,
+                       a.published
+                FROM chunks c JOIN articles a ON a.id = c.article
+                WHERE c.id IN ({",".join("?" * len(ids))})""",
+            ids,
+        )
+        by_id = {row["id"]: row for row in rows}
+        return [
+            Hit(
+                chunk_id=chunk_id,
+                article_id=by_id[chunk_id]["article_id"],
+                title=by_id[chunk_id]["title"],
+                source=by_id[chunk_id]["source"],
+                url=by_id[chunk_id]["url"],
+                published=by_id[chunk_id]["published"],
+                text=by_id[chunk_id]["text"],
+                start=by_id[chunk_id]["start"],
+                end=by_id[chunk_id]["end"],
+                score=score,
+            )
+            for chunk_id, score in scored
+            if chunk_id in by_id
+        ]
+
+    def article(self, article_id: str) -> Article | None:
+        rows = self.query("SELECT * FROM articles WHERE article_id = ?", (article_id,))
+        return _article_from_row(rows[0]) if rows else None
+
+    def articles(self) -> list[Article]:
+        return [_article_from_row(r) for r in self.query("SELECT * FROM articles ORDER BY id")]
+
+    def article_hashes(self) -> dict[str, str]:
+        rows = self.query("SELECT article_id, content_hash FROM articles")
+        return {row["article_id"]: row["content_hash"] for row in rows}
+
+    def chunk_ids_of(self, article_ids: Iterable[str]) -> list[int]:
+        ids = list(article_ids)
+        if not ids:
+            return []
+        rows = self.query(
+            f"""SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article
+                WHERE a.article_id IN ({",".join("?" * len(ids))}) ORDER BY c.id""",
+            ids,
+        )
+        return [row["id"] for row in rows]
+
+    def size_on_disk(self) -> int:
+        generation = self.index_dir / self.manifest.generation
+        return sum(path.stat().st_size for path in generation.iterdir() if path.is_file())
+
+
+class GenerationWriter:
+    """Builds the next generation from the live one (or from nothing) and commits it atomically.
+
+    Nothing is visible to readers until `commit()` replaces manifest.json.
+    """
+
+    def __init__(self, index_dir: Path | str, *, base: Manifest | None, dimension: int):
+        self.index_dir = Path(index_dir)
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_abandoned()
+        self._name = f"gen-{time.time_ns()}"
+        self._staging = self.index_dir / f".staging-{self._name}"
+        self._staging.mkdir()
+        self._base = base
+        db_path = self._staging / DATABASE
+        if base is not None:
+            source = _connect(self.index_dir / base.generation / DATABASE, read_only=True)
+            self._db = _connect(db_path, read_only=False)
+            source.backup(self._db)
+            source.close()
+            self._vectors = faiss.read_index(str(self.index_dir / base.generation / VECTORS))
+        else:
+            self._db = _connect(db_path, read_only=False)
+            self._vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self._db.executescript(_SCHEMA)
+        if self._vectors.d != dimension:
+            raise IndexUnusable(
+                f"index has dimension {self._vectors.d}, the embedder {dimension}; "
+                "rebuild it with `qa index build --full`"
+            )
+
+    def _remove_abandoned(self) -> None:
+        """Staging folders left by a build that was killed are never part of an index."""
+        for leftover in self.index_dir.glob(".staging-gen-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def remove_articles(self, article_ids: Iterable[str]) -> int:
+        """Delete articles with their chunks and vectors; returns how many chunks went."""
+        ids = list(article_ids)
+        removed = 0
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            chunk_ids = [
+                row[0]
+                for row in self._db.execute(
+                    f"""SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article
+                        WHERE a.article_id IN ({marks})""",
+                    batch,
+                )
+            ]
+            if chunk_ids:
+                self._vectors.remove_ids(np.asarray(chunk_ids, dtype=np.int64))
+            self._db.execute(f"DELETE FROM articles WHERE article_id IN ({marks})", batch)
+            removed += len(chunk_ids)
+        return removed
+
+    def add_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        cursor = self._db.execute(
+            """INSERT INTO articles
+               (article_id, title, source, url, published, author, path, content_hash, text)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                article.article_id,
+                article.title,
+                article.source,
+                article.url,
+                article.published,
+                article.author,
+                article.path,
+                article.content_hash,
+                article.text,
+            ),
+        )
+        article_row = cursor.lastrowid
+        chunk_ids = []
+        for chunk in chunks:
+            cursor = self._db.execute(
+                'INSERT INTO chunks (article, ordinal, start, "end", text) VALUES (?, ?, ?, ?, ?)',
+                (article_row, chunk.ordinal, chunk.start, chunk.end, chunk.text),
+            )
+            chunk_ids.append(cursor.lastrowid)
+        if chunk_ids:
+            self._vectors.add_with_ids(
+                np.ascontiguousarray(vectors, dtype=np.float32),
+                np.asarray(chunk_ids, dtype=np.int64),
+            )
+
+    def commit(
+        self, *, model: str, chunk_tokens: int, overlap_tokens: int, last_build: dict[str, Any]
+    ) -> Manifest:
+        """Make this generation the live one. Everything is on disk before the manifest moves."""
+        (articles,) = self._db.execute("SELECT count(*) FROM articles").fetchone()
+        (chunks,) = self._db.execute("SELECT count(*) FROM chunks").fetchone()
+        if chunks != self._vectors.ntotal:
+            raise IndexUnusable(f"{chunks} chunks but {self._vectors.ntotal} vectors")
+        self._db.commit()
+        self._db.close()
+        faiss.write_index(self._vectors, str(self._staging / VECTORS))
+        for path in self._staging.iterdir():
+            _fsync_file(path)
+        _fsync_dir(self._staging)
+        generation = self.index_dir / self._name
+        os.replace(self._staging, generation)
+        _fsync_dir(self.index_dir)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        manifest = Manifest(
+            generation=self._name,
+            model=model,
+            dimension=int(self._vectors.d),
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+            articles=int(articles),
+            chunks=int(chunks),
+            built_at=now,
+            created_at=self._base.created_at if self._base else now,
+            last_build=last_build,
+            versions=library_versions(),
+        )
+        _write_json_atomically(self.index_dir / MANIFEST, manifest.to_dict())
+        self._remove_old_generations(keep=manifest.generation)
+        return manifest
+
+    def abort(self) -> None:
+        self._db.close()
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+    def _remove_old_generations(self, keep: str) -> None:
+        older = sorted(
+            (p for p in self.index_dir.glob("gen-*") if p.name != keep),
+            key=lambda p: int(p.name.split("-")[1]),
+        )
+        for path in older[: max(0, len(older) - _KEEP_PREVIOUS_GENERATIONS)]:
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,71 @@
+"""Records that move between the pipeline stages: corpus → articles → chunks → hits → answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Article:
+    """One cleaned article. `text` is the cleaned text every offset in the system points into."""
+
+    article_id: str
+    title: str
+    text: str
+    source: str = ""
+    url: str = ""
+    published: str = ""  # ISO 8601 date ("2023-03-02") or "" when unknown
+    author: str = ""
+    path: str = ""  # where it came from, relative to the corpus folder ("a.jsonl:3" for a record)
+    content_hash: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that was not ingested, and why."""
+
+    path: str  # relative path, with ":LINE" for a JSONL record
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of an article: `article.text[start:end] == text`."""
+
+    article_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its article's metadata and a relevance score (higher is better)."""
+
+    chunk_id: int
+    article_id: str
+    title: str
+    source: str
+    url: str
+    published: str
+    text: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    articles: list[Article] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)

@@ -1,0 +1,143 @@
+"""A build killed with SIGKILL at any moment leaves the previous index loadable and identical."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.chunking import Chunker
+from qa.config import Settings
+from qa.indexing import build_index
+from qa.service import build
+from qa.store import IndexReader
+from tests.conftest import REPO, SQUAD, FakeEmbedder
+
+
+def snapshot(index: Path) -> dict:
+    """Everything a reader can observe: manifest, rows, and every vector."""
+    reader = IndexReader.open(index)
+    rows = [tuple(r) for r in reader.query("SELECT * FROM chunks ORDER BY id")]
+    articles = [tuple(r) for r in reader.query("SELECT * FROM articles ORDER BY id")]
+    ids = [r[0] for r in rows]
+    vectors = reader.vectors_for(ids) if ids else np.zeros((0, 0))
+    reader.close()
+    return {
+        "manifest": json.loads((index / "manifest.json").read_text()),
+        "chunks": rows,
+        "articles": articles,
+        "vectors": vectors.round(6).tolist(),
+    }
+
+
+def add_articles(corpus: Path, count: int) -> None:
+    for i in range(count):
+        body = " ".join(f"Paragraph {i} sentence {j} about topic {i * j}." for j in range(40))
+        (corpus / f"new-{i}.txt").write_text(f"New story {i}\n\n{body}\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("stage", ["embedding", "database", "vectors", "manifest"])
+def test_killed_build_leaves_the_previous_index(stage: str, corpus_copy: Path, tmp_path: Path):
+    index = tmp_path / "index"
+    embedder = FakeEmbedder()
+    build_index(
+        corpus_copy,
+        index,
+        embedder,
+        Chunker(embedder.count_tokens, chunk_tokens=24, overlap_tokens=4),
+    )
+    before = snapshot(index)
+    add_articles(corpus_copy, 3)
+    (corpus_copy / "000_1bfc4a3eb4545184.txt").unlink()
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.support.crashing_build", str(corpus_copy), str(index), stage],
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+    )
+
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()
+    assert snapshot(index) == before
+    report = build_index(
+        corpus_copy,
+        index,
+        embedder,
+        Chunker(embedder.count_tokens, chunk_tokens=24, overlap_tokens=4),
+    )
+    assert len(report.added) == 3 and len(report.removed) == 1
+    assert not list(index.glob(".staging-*"))
+
+
+def test_kill_after_the_manifest_moved_leaves_the_new_index(corpus_copy: Path, tmp_path: Path):
+    index = tmp_path / "index"
+    embedder = FakeEmbedder()
+    chunker = Chunker(embedder.count_tokens, chunk_tokens=24, overlap_tokens=4)
+    build_index(corpus_copy, index, embedder, chunker)
+    add_articles(corpus_copy, 2)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.crashing_build",
+            str(corpus_copy),
+            str(index),
+            "cleanup",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == -signal.SIGKILL
+    reader = IndexReader.open(index)
+    assert reader.manifest.articles == 4
+    assert build_index(corpus_copy, index, embedder, chunker).changed is False
+
+
+def wait_for_staging(index: Path, process: subprocess.Popen, limit: float = 300) -> None:
+    """Wait until this build starts writing its generation (a staging folder not seen before)."""
+    seen = set(index.glob(".staging-*"))
+    deadline = time.monotonic() + limit
+    while not set(index.glob(".staging-*")) - seen and process.poll() is None:
+        assert time.monotonic() < deadline, "build never started writing"
+        time.sleep(0.001)
+
+
+@pytest.mark.integration
+def test_real_build_killed_mid_way_with_sigkill(corpus_copy: Path, tmp_path: Path, real_embedder):
+    """The real CLI and model, killed while loading, while embedding and while writing."""
+    index = tmp_path / "index"
+    build(Settings(index_dir=index, corpus_dir=corpus_copy), real_embedder)
+    before = snapshot(index)
+    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"][:3]
+    for entry in data:
+        text = "\n\n".join([entry["title"]] + [p["context"] for p in entry["paragraphs"][:15]])
+        (corpus_copy / f"{entry['title']}.txt").write_text(text, encoding="utf-8")
+    command = [
+        *(sys.executable, "-m", "qa.cli", "index", "build"),
+        *("--corpus", str(corpus_copy), "--index", str(index)),
+    ]
+
+    for moment in ("1.0", "8.0", "writing", "writing"):
+        process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+        if moment == "writing":
+            wait_for_staging(index, process)
+        else:
+            time.sleep(float(moment))
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) in (-signal.SIGKILL, 0)
+        after = snapshot(index)  # loads: never half-way
+        if after != before:  # only possible when the kill came after the manifest moved
+            assert after["manifest"]["counts"]["articles"] == 5, f"half-built after {moment}"
+            return
+
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert IndexReader.open(index).manifest.articles == 5
+    assert not list(index.glob(".staging-*"))
