@@ -31,6 +31,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = replace(settings, embedding_model=args.model)
     if getattr(args, "index", None):
         settings = replace(settings, index_dir=Path(args.index))
+    if getattr(args, "reader", None):
+        settings = replace(settings, reader=args.reader)
+    if getattr(args, "reader_model", None):
+        settings = replace(settings, reader_model=args.reader_model)
     if getattr(args, "corpus", None):
         settings = replace(settings, corpus_dir=Path(args.corpus))
     return settings
@@ -95,8 +99,15 @@ def _search(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     assistant = Assistant.load(settings.index_dir, embedder=make_embedder(settings))
+    search_options: dict[str, Any] = {
+        "k": args.k,
+        "mode": args.mode,
+        "source": args.source,
+        "published_after": args.after,
+        "published_before": args.before,
+    }
     if args.query is not None:
-        hits = assistant.search(args.query, k=args.k)
+        hits = assistant.search(args.query, **search_options)
         if args.json:
             _print_json({"query": args.query, "hits": [h.to_dict() for h in hits]})
         else:
@@ -111,8 +122,132 @@ def _search(args: argparse.Namespace) -> int:
             break
         if not query:
             break
-        hits = assistant.search(query, k=args.k)
+        hits = assistant.search(query, **search_options)
         print("\n\n".join(_format_hit(i, h) for i, h in enumerate(hits, 1)) or "no hits")
+    return 0
+
+
+def _index_watch(args: argparse.Namespace) -> int:
+    import contextlib
+    import threading
+
+    from qa.live import watch_corpus
+    from qa.service import make_embedder
+
+    settings = _settings(args)
+    if not settings.corpus_dir.is_dir():
+        print(f"error: corpus folder {settings.corpus_dir} does not exist", file=sys.stderr)
+        return 2
+
+    def on_report(report: Any) -> None:
+        for skip in report.skipped:
+            print(skip, file=sys.stderr, flush=True)
+        if args.json:
+            print(json.dumps(report.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            print(report.summary(), flush=True)
+
+    def on_error(error: Exception) -> None:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+
+    print(
+        f"watching {settings.corpus_dir} for {settings.index_dir}; Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    # Ctrl-C ends the watch; a build cut short leaves the previous index in place.
+    with contextlib.suppress(KeyboardInterrupt):
+        watch_corpus(
+            settings, make_embedder(settings), on_report, threading.Event(), on_error=on_error
+        )
+    print("stopped watching", file=sys.stderr, flush=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from qa.service import make_embedder
+    from ui.app import create_app
+
+    settings = _settings(args)
+    admin_token = os.environ.get("QA_ADMIN_TOKEN") or None
+    app = create_app(
+        settings,
+        embedder=make_embedder(settings),
+        admin_token=admin_token,
+        max_upload_bytes=args.max_upload_bytes,
+    )
+    report = app.state.updater.last_report
+    if report is not None:
+        for skip in report.skipped:
+            print(skip, file=sys.stderr)
+        print(report.summary(), file=sys.stderr)
+    app.state.live.get().search("warm up")  # load the model before the first request
+    admin = "enabled" if admin_token else "disabled (set QA_ADMIN_TOKEN to enable)"
+    print(
+        f"serving {settings.index_dir} on http://{args.host}:{args.port}; admin routes {admin}",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def format_answer(answer: Any) -> str:
+    """The answer for a terminal: short answer, the sentence with it marked, the sources."""
+    if not answer.found:
+        lines = ["No answer in the articles.", "", "Closest passages:"]
+        lines += [_format_hit(i, h) for i, h in enumerate(answer.related[:3], 1)]
+        return "\n".join(lines)
+    marks = "".join(f"[{i}]" for i in range(1, len(answer.citations) + 1))
+    first = answer.citations[0]
+    local_start, local_end = first.span_start - first.start, first.span_end - first.start
+    sentence = answer.sentence
+    if local_end > local_start:
+        sentence = f"{sentence[:local_start]}**{sentence[local_start:local_end]}**"
+        sentence += answer.sentence[local_end:]
+    lines = [answer.text or answer.sentence, f"  “{sentence}” {marks}"]
+    if answer.sources_agreeing > 1:
+        lines.append(f"  {answer.sources_agreeing} sources agree.")
+    lines.append("")
+    for i, citation in enumerate(answer.citations, 1):
+        meta = ", ".join(x for x in (citation.source, citation.published, citation.url) if x)
+        lines.append(f"[{i}] {citation.title}" + (f" — {meta}" if meta else ""))
+        lines.append(f"    {citation.article_id}, characters {citation.start}-{citation.end}")
+    return "\n".join(lines)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from qa.service import Assistant, make_embedder, make_short_reader
+
+    settings = _settings(args)
+    assistant = Assistant.load(
+        settings.index_dir,
+        embedder=make_embedder(settings),
+        short_reader=make_short_reader(settings),
+    )
+    options: dict[str, Any] = {
+        "k": args.k,
+        "source": args.source,
+        "published_after": args.after,
+        "published_before": args.before,
+    }
+    if args.file:
+        lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+        for question in (line.strip() for line in lines):
+            if question:
+                answer = assistant.ask(question, **options)
+                print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        return 0
+    if not args.question:
+        print("error: give a question, or --file with one question per line", file=sys.stderr)
+        return 2
+    answer = assistant.ask(args.question, **options)
+    if args.json:
+        _print_json(answer.to_dict())
+    else:
+        print(format_answer(answer))
     return 0
 
 
@@ -133,11 +268,50 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(handler=_index_build)
     stats = index_commands.add_parser("stats", parents=[common], help="counts, model, size")
     stats.set_defaults(handler=_index_stats)
+    watch = index_commands.add_parser(
+        "watch", parents=[common], help="rebuild whenever files in the corpus change"
+    )
+    watch.add_argument("--corpus", help="articles folder (default: corpus)")
+    watch.set_defaults(handler=_index_watch)
 
     search = commands.add_parser("search", parents=[common], help="search the index")
     search.add_argument("query", nargs="?", help="omit for an interactive prompt")
     search.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+    search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
+    search.add_argument("--source", help="only this outlet")
+    search.add_argument("--after", help="only articles published on or after this date")
+    search.add_argument("--before", help="only articles published on or before this date")
     search.set_defaults(handler=_search)
+
+    ask = commands.add_parser("ask", parents=[common], help="answer a question from the index")
+    ask.add_argument("question", nargs="?", help="the question")
+    ask.add_argument("--file", help="answer one question per line, as JSON lines")
+    ask.add_argument("-k", type=int, default=5, help="passages to read (default 5)")
+    ask.add_argument("--source", help="only this outlet")
+    ask.add_argument("--after", help="only articles published on or after this date")
+    ask.add_argument("--before", help="only articles published on or before this date")
+    ask.add_argument("--reader", choices=["heuristic", "transformers"], help="short-answer reader")
+    ask.add_argument("--reader-model", help="Hugging Face QA model name or path")
+    ask.set_defaults(handler=_ask)
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="start the HTTP API (admin routes need QA_ADMIN_TOKEN)",
+        description="Build the index if it is missing or stale, then serve it over HTTP. The "
+        "admin routes (adding articles, rebuilding) need the bearer token in the "
+        "QA_ADMIN_TOKEN environment variable; without it they answer 403.",
+    )
+    serve.add_argument("--corpus", help="articles folder (default: corpus)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=5_000_000,
+        help="largest article upload accepted (default 5000000)",
+    )
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -146,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return int(args.handler(args))
-    except IndexUnusable as error:
+    except (IndexUnusable, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,3 +15,5 @@ class Settings:
     overlap_tokens: int = 32
     max_file_bytes: int = 5_000_000
     embed_batch_size: int = 32
+    reader: str = "heuristic"  # short-answer reader: "heuristic" or "transformers"
+    reader_model: str = ""  # for "transformers": a Hugging Face QA model name or local path

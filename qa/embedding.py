@@ -30,7 +30,8 @@ class Embedder(Protocol):
         ...
 
     def count_tokens(self, text: str) -> int:
-        return len(self._loaded().tokenizer.tokenize(text))
+        """Length of `text` in the model's own tokens, without special tokens."""
+        ...
 
     def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Return one L2-normalized float32 row per text."""
@@ -98,13 +99,7 @@ class SentenceTransformerEmbedder:
         return int(self._loaded().max_seq_length) - 2
 
     def count_tokens(self, text: str) -> int:
-        tokenizer = self._loaded().tokenizer
-        # The Rust tokenizer counts without the "sequence longer than the model" warning that
-        # the Python wrapper prints for every over-long text the chunker measures.
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        if backend is not None:
-            return len(backend.encode(text, add_special_tokens=False).ids)
-        return len(tokenizer.tokenize(text))
+        return len(self._loaded().tokenizer.tokenize(text))
 
     def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:

@@ -11,7 +11,8 @@ from typing import Any
 from qa.chunking import Chunker
 from qa.embedding import Embedder
 from qa.ingest import load_corpus
-from qa.store import GenerationWriter, IndexReader, Manifest, read_manifest
+from qa.sentences import split_sentences
+from qa.store import GenerationWriter, IndexReader, IndexUnusable, Manifest, read_manifest
 from qa.types import Article, Chunk, Skipped
 
 
@@ -105,13 +106,18 @@ def build_index(
         if on_skip:
             on_skip(skip)
 
-    manifest = read_manifest(Path(index_dir))
-    report.full_reason = _full_rebuild_reason(manifest, embedder, chunker, full)
-    indexed: dict[str, Article] = {}
-    if manifest is not None and not report.full_reason:
-        reader = IndexReader.open(index_dir)
-        indexed = {a.article_id: a for a in reader.articles()}
-        reader.close()
+    try:
+        manifest = read_manifest(Path(index_dir))
+        report.full_reason = _full_rebuild_reason(manifest, embedder, chunker, full)
+        indexed: dict[str, Article] = {}
+        if manifest is not None and not report.full_reason:
+            reader = IndexReader.open(index_dir)
+            indexed = {a.article_id: a for a in reader.articles()}
+            reader.close()
+    except IndexUnusable as error:
+        # A damaged or outdated index is what a build exists to fix: start from nothing.
+        manifest, indexed = None, {}
+        report.full_reason = f"existing index unusable ({error})"
 
     wanted = {article.article_id: article for article in ingested.articles}
     to_embed = [a for a in ingested.articles if a.article_id not in indexed]
@@ -150,7 +156,12 @@ def build_index(
         offset = 0
         for article, chunks in chunked:
             assert vectors is not None
-            writer.add_article(article, chunks, vectors[offset : offset + len(chunks)])
+            writer.add_article(
+                article,
+                chunks,
+                vectors[offset : offset + len(chunks)],
+                split_sentences(article.text),
+            )
             offset += len(chunks)
         report.seconds = time.perf_counter() - began
         committed = writer.commit(

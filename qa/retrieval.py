@@ -1,23 +1,123 @@
-"""Finding the passages relevant to a query."""
+"""Finding the passages relevant to a query: BM25 and dense rankings fused by reciprocal rank."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
 from qa.embedding import Embedder
-from qa.store import IndexReader
+from qa.store import ChunkFilter, IndexReader
+from qa.terms import STOPWORDS
 from qa.types import Hit
+
+SearchMode = Literal["hybrid", "dense", "lexical"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """Reciprocal rank fusion: score = Σ weight / (rrf_k + rank), over `depth` hits per ranking."""
+
+    # Tuned on SQuAD questions (benchmarks/squad_open.py): BM25 is the stronger ranking there.
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.5
+    rrf_k: int = 5
+    depth: int = 50
+
+
+def lexical_query(text: str) -> str:
+    """An FTS5 MATCH expression for any user string: its words, quoted, joined by OR.
+
+    Quoting every word means FTS5 syntax in the input (quotes, `*`, NEAR, `-`, parentheses,
+    column filters) is matched as plain words and can never make the query invalid.
+    """
+    words = re.findall(r"\w+", text.lower())
+    content = [w for w in words if w not in STOPWORDS] or words
+    unique = list(dict.fromkeys(content))
+    return " OR ".join(f'"{word}"' for word in unique)
+
+
+def parse_date(value: str | dt.date | None, name: str) -> str | None:
+    """An ISO date string for a filter bound, or a ValueError naming the bad argument."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()[:10]
+    try:
+        return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+    except ValueError as error:
+        raise ValueError(f"{name} must be a date like 2023-03-02, not {value!r}") from error
+
+
+def _without_overlaps(hits: list[Hit]) -> list[Hit]:
+    """Drop a hit that shares characters with a better hit of the same article."""
+    kept: list[Hit] = []
+    for hit in hits:
+        if not any(
+            k.article_id == hit.article_id and k.start < hit.end and hit.start < k.end for k in kept
+        ):
+            kept.append(hit)
+    return kept
 
 
 class Retriever:
-    """Dense retrieval: the query's embedding against the chunk vectors in FAISS."""
+    """Hybrid retrieval over one index: FTS5 BM25 and FAISS, fused by reciprocal rank."""
 
-    def __init__(self, reader: IndexReader, embedder: Embedder):
+    def __init__(
+        self, reader: IndexReader, embedder: Embedder, fusion: FusionSettings | None = None
+    ):
         self._reader = reader
         self._embedder = embedder
+        self.fusion = fusion or FusionSettings()
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The `k` chunks nearest to `query`, best first."""
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        filters: ChunkFilter | None = None,
+        mode: SearchMode = "hybrid",
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """The `k` best passages for `query` among those passing `filters`, best first.
+
+        Filters are applied inside each ranking, before the top-k is cut, so a filtered query
+        still returns `k` hits whenever `k` matching passages exist.
+        """
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"mode must be one of {', '.join(SEARCH_MODES)}, not {mode!r}")
         query = query.strip()
         if not query or k <= 0:
             return []
-        scored = self._reader.search_vectors(self._embedder.embed_query(query), k)
-        return self._reader.hits(scored)
+        filters = filters if filters and filters.active else None
+        allowed = self._reader.filtered_chunk_ids(filters) if filters else None
+        if allowed is not None and not allowed:
+            return []
+        # Overlapping neighbours are removed after ranking, so rank a few more than asked for.
+        depth = max(self.fusion.depth, 2 * k) if mode == "hybrid" else 2 * k + 4
+
+        rankings: list[tuple[float, list[tuple[int, float]]]] = []
+        if mode in ("hybrid", "dense"):
+            vector = self._embedder.embed_query(query) if query_vector is None else query_vector
+            dense = self._reader.search_vectors(vector, depth, allowed)
+            rankings.append((self.fusion.dense_weight, dense))
+        if mode in ("hybrid", "lexical"):
+            lexical = self._reader.lexical_search(lexical_query(query), depth, filters)
+            rankings.append((self.fusion.lexical_weight, lexical))
+
+        scored = rankings[0][1] if mode != "hybrid" else self._fuse(rankings)
+        hits = _without_overlaps(self._reader.hits(scored))
+        return hits[:k]
+
+    def _fuse(
+        self, rankings: list[tuple[float, list[tuple[int, float]]]]
+    ) -> list[tuple[int, float]]:
+        fused: dict[int, float] = {}
+        for weight, ranking in rankings:
+            for rank, (chunk_id, _) in enumerate(ranking, start=1):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (self.fusion.rrf_k + rank)
+        return sorted(fused.items(), key=lambda item: (-item[1], item[0]))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qa.answering import Answerer, AnswerModel
 from qa.chunking import Chunker
 from qa.config import Settings
 from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.indexing import BuildReport, build_index
-from qa.retrieval import Retriever
-from qa.store import IndexReader, IndexUnusable
-from qa.types import Article, Hit, Skipped
+from qa.reading import HeuristicReader, Reader, TransformersReader
+from qa.retrieval import FusionSettings, Retriever, SearchMode, parse_date
+from qa.store import ChunkFilter, IndexReader, IndexUnusable
+from qa.types import Answer, Article, Hit, Skipped
 
 
 def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
@@ -28,6 +31,16 @@ def make_chunker(settings: Settings, embedder: Embedder) -> Chunker:
         chunk_tokens=settings.chunk_tokens,
         overlap_tokens=settings.overlap_tokens,
     )
+
+
+def make_short_reader(settings: Settings) -> Reader:
+    if settings.reader == "heuristic":
+        return HeuristicReader()
+    if settings.reader == "transformers":
+        if not settings.reader_model:
+            raise ValueError("the transformers reader needs a model name or path (reader_model)")
+        return TransformersReader(settings.reader_model)
+    raise ValueError(f"reader must be 'heuristic' or 'transformers', not {settings.reader!r}")
 
 
 def build(
@@ -55,7 +68,15 @@ def build(
 class Assistant:
     """Question answering over one index. Build it with `Assistant.load(index_dir)`."""
 
-    def __init__(self, reader: IndexReader, embedder: Embedder):
+    def __init__(
+        self,
+        reader: IndexReader,
+        embedder: Embedder,
+        fusion: FusionSettings | None = None,
+        *,
+        short_reader: Reader | None = None,
+        answer_model: AnswerModel | None = None,
+    ):
         if reader.manifest.model != embedder.model_id:
             raise IndexUnusable(
                 f"index in {reader.index_dir} was built with {reader.manifest.model}, but the "
@@ -64,7 +85,10 @@ class Assistant:
             )
         self._reader = reader
         self._embedder = embedder
-        self._retriever = Retriever(reader, embedder)
+        self._retriever = Retriever(reader, embedder, fusion)
+        self._answerer = Answerer(
+            reader, self._retriever, embedder, short_reader=short_reader, model=answer_model
+        )
 
     @classmethod
     def load(
@@ -73,14 +97,55 @@ class Assistant:
         *,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
+        short_reader: Reader | None = None,
     ) -> Assistant:
         """Open the index in `index_dir`, checking it against the configured embedder."""
         settings = settings or Settings(index_dir=Path(index_dir))
-        return cls(IndexReader.open(index_dir), embedder or make_embedder(settings))
+        return cls(
+            IndexReader.open(index_dir),
+            embedder or make_embedder(settings),
+            short_reader=short_reader or make_short_reader(settings),
+        )
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The `k` passages most relevant to `query`, best first."""
-        return self._retriever.search(query, k)
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        source: str | None = None,
+        published_after: str | dt.date | None = None,
+        published_before: str | dt.date | None = None,
+        article_ids: Sequence[str] | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> list[Hit]:
+        """The `k` passages most relevant to `query`, best first.
+
+        Args:
+            source: only articles from this outlet (case-insensitive).
+            published_after, published_before: inclusive ISO dates ("2023-03-02").
+            article_ids: only these articles.
+            mode: "hybrid" (BM25 and dense, fused), "dense" or "lexical".
+        """
+        filters = _filters(source, published_after, published_before, article_ids)
+        return self._retriever.search(query, k, filters=filters, mode=mode)
+
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        *,
+        source: str | None = None,
+        published_after: str | dt.date | None = None,
+        published_before: str | dt.date | None = None,
+        article_ids: Sequence[str] | None = None,
+    ) -> Answer:
+        """An extractive answer from the top `k` passages, with citations.
+
+        `answer.found` is false when the articles do not seem to hold an answer; the closest
+        passages are in `answer.related` either way. Filters are those of `search`.
+        """
+        filters = _filters(source, published_after, published_before, article_ids)
+        return self._answerer.ask(question, k, filters)
 
     def article(self, article_id: str) -> Article | None:
         return self._reader.article(article_id)
@@ -102,3 +167,17 @@ class Assistant:
 
     def close(self) -> None:
         self._reader.close()
+
+
+def _filters(
+    source: str | None,
+    published_after: str | dt.date | None,
+    published_before: str | dt.date | None,
+    article_ids: Sequence[str] | None,
+) -> ChunkFilter:
+    return ChunkFilter(
+        source=source or None,
+        published_after=parse_date(published_after, "published_after"),
+        published_before=parse_date(published_before, "published_before"),
+        article_ids=tuple(article_ids) if article_ids is not None else None,
+    )

@@ -60,9 +60,65 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article);
+-- BM25 over chunk text (and the article title, weighted lower); rowid = chunk id.
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+-- Sentence boundaries, found once at build time, for the answerer.
+CREATE TABLE IF NOT EXISTS sentences (
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    PRIMARY KEY (article, start)
+) WITHOUT ROWID;
+-- Per-term document frequencies of the full-text table (IDF for sentence scoring).
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 """
+
+
+TITLE_WEIGHT = 0.5  # a title word counts half as much as the same word in the passage
+
+
+@dataclass(frozen=True)
+class ChunkFilter:
+    """Restricts a search to articles by outlet, publication date (inclusive) or id."""
+
+    source: str | None = None
+    published_after: str | None = None  # ISO date, inclusive
+    published_before: str | None = None  # ISO date, inclusive
+    article_ids: tuple[str, ...] | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(
+            value is not None
+            for value in (
+                self.source,
+                self.published_after,
+                self.published_before,
+                self.article_ids,
+            )
+        )
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """A WHERE condition over `articles a`, and its parameters."""
+        conditions, parameters = ["1"], []
+        if self.source is not None:
+            conditions.append("a.source = ? COLLATE NOCASE")
+            parameters.append(self.source)
+        if self.published_after is not None:
+            conditions.append("a.published <> '' AND a.published >= ?")
+            parameters.append(self.published_after)
+        if self.published_before is not None:
+            # A date-only bound includes the whole day, whatever the stored precision.
+            conditions.append("a.published <> '' AND substr(a.published, 1, 10) <= ?")
+            parameters.append(self.published_before)
+        if self.article_ids is not None:
+            conditions.append(f"a.article_id IN ({','.join('?' * len(self.article_ids))})")
+            parameters.extend(self.article_ids)
+        return " AND ".join(conditions), parameters
 
 
 class IndexUnusable(Exception):
@@ -232,22 +288,22 @@ class IndexReader:
             db = _connect(generation / DATABASE, read_only=True)
             (articles,) = db.execute("SELECT count(*) FROM articles").fetchone()
             (chunks,) = db.execute("SELECT count(*) FROM chunks").fetchone()
+            (lexical,) = db.execute("SELECT count(*) FROM chunks_fts").fetchone()
         except (RuntimeError, sqlite3.Error) as error:
             raise IndexUnusable(
                 f"index in {index_dir} is damaged ({error}); rebuild it with "
                 "`qa index build --full`"
             ) from error
-        if (articles, chunks, vectors.ntotal, vectors.d) != (
-            manifest.articles,
-            manifest.chunks,
-            manifest.chunks,
-            manifest.dimension,
+        expected = (manifest.articles, manifest.chunks, manifest.chunks, manifest.chunks)
+        if (articles, chunks, vectors.ntotal, lexical) != expected or vectors.d != (
+            manifest.dimension
         ):
             raise IndexUnusable(
                 f"index in {index_dir} is inconsistent: manifest says {manifest.articles} "
                 f"articles, {manifest.chunks} chunks of dimension {manifest.dimension}; found "
-                f"{articles} articles, {chunks} chunks, {vectors.ntotal} vectors of dimension "
-                f"{vectors.d}; rebuild it with `qa index build --full`"
+                f"{articles} articles, {chunks} chunks, {lexical} full-text rows, "
+                f"{vectors.ntotal} vectors of dimension {vectors.d}; rebuild it with "
+                "`qa index build --full`"
             )
         return cls(index_dir, manifest, vectors, db)
 
@@ -271,6 +327,57 @@ class IndexReader:
             query.reshape(1, -1).astype(np.float32), min(k, self._vectors.ntotal), params=params
         )
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def filtered_chunk_ids(self, filters: ChunkFilter) -> list[int]:
+        """Ids of the chunks whose article passes `filters`."""
+        where, parameters = filters.sql()
+        rows = self.query(
+            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article WHERE {where}",
+            parameters,
+        )
+        return [row["id"] for row in rows]
+
+    def lexical_search(
+        self, match: str, k: int, filters: ChunkFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """BM25 over the full-text table for an FTS5 `match` expression; higher is better."""
+        if k <= 0 or not match:
+            return []
+        where, parameters = filters.sql() if filters else ("1", [])
+        rows = self.query(
+            f"""SELECT f.rowid AS id, bm25(chunks_fts, {TITLE_WEIGHT}, 1.0) AS rank
+                FROM chunks_fts f
+                JOIN chunks c ON c.id = f.rowid JOIN articles a ON a.id = c.article
+                WHERE chunks_fts MATCH ? AND {where}
+                ORDER BY rank LIMIT ?""",
+            [match, *parameters, k],
+        )
+        # FTS5's bm25() is negated so that ascending order is best first.
+        return [(row["id"], -float(row["rank"])) for row in rows]
+
+    def sentences_in(
+        self, spans: Sequence[tuple[str, int, int]]
+    ) -> dict[str, list[tuple[int, int]]]:
+        """For (article_id, start, end) ranges: each article's sentences overlapping them."""
+        found: dict[str, set[tuple[int, int]]] = {}
+        for article_id, start, end in spans:
+            rows = self.query(
+                """SELECT s.start, s."end" FROM sentences s JOIN articles a ON a.id = s.article
+                   WHERE a.article_id = ? AND s.start < ? AND s."end" > ?""",
+                (article_id, end, start),
+            )
+            found.setdefault(article_id, set()).update((r[0], r[1]) for r in rows)
+        return {article_id: sorted(spans) for article_id, spans in found.items()}
+
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks contain each (stemmed) term, as FTS5 indexed it."""
+        if not terms:
+            return {}
+        rows = self.query(
+            f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(terms))})",
+            list(terms),
+        )
+        return {row["term"]: row["doc"] for row in rows}
 
     def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
         return np.vstack([self._vectors.reconstruct(int(i)) for i in chunk_ids])
@@ -389,11 +496,20 @@ class GenerationWriter:
             ]
             if chunk_ids:
                 self._vectors.remove_ids(np.asarray(chunk_ids, dtype=np.int64))
+                self._db.executemany(
+                    "DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in chunk_ids]
+                )
             self._db.execute(f"DELETE FROM articles WHERE article_id IN ({marks})", batch)
             removed += len(chunk_ids)
         return removed
 
-    def add_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+    def add_article(
+        self,
+        article: Article,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        sentences: Sequence[tuple[int, int]] = (),
+    ) -> None:
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         cursor = self._db.execute(
@@ -413,6 +529,10 @@ class GenerationWriter:
             ),
         )
         article_row = cursor.lastrowid
+        self._db.executemany(
+            'INSERT INTO sentences (article, start, "end") VALUES (?, ?, ?)',
+            [(article_row, start, end) for start, end in sentences],
+        )
         chunk_ids = []
         for chunk in chunks:
             cursor = self._db.execute(
@@ -420,6 +540,10 @@ class GenerationWriter:
                 (article_row, chunk.ordinal, chunk.start, chunk.end, chunk.text),
             )
             chunk_ids.append(cursor.lastrowid)
+            self._db.execute(
+                "INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)",
+                (cursor.lastrowid, article.title, chunk.text),
+            )
         if chunk_ids:
             self._vectors.add_with_ids(
                 np.ascontiguousarray(vectors, dtype=np.float32),

@@ -69,3 +69,54 @@ class Hit:
 class IngestResult:
     articles: list[Article] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where an answer stands in one article: the sentence and, inside it, the short answer.
+
+    `start`/`end` and `span_start`/`span_end` are offsets into the cleaned article text:
+    `article.text[start:end] == sentence`; the span is empty (equal ends) without a short answer.
+    """
+
+    article_id: str
+    title: str
+    source: str
+    url: str
+    published: str
+    sentence: str
+    start: int
+    end: int
+    span_start: int
+    span_end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extractive answer: `text` is copied verbatim from `sentence`, itself from an article.
+
+    `found` is false when the articles do not appear to contain an answer; then `text` and
+    `sentence` are empty and `related` still lists the closest passages.
+    """
+
+    question: str
+    found: bool
+    text: str
+    sentence: str
+    score: float
+    citations: list[Citation] = field(default_factory=list)
+    related: list[Hit] = field(default_factory=list)
+
+    @property
+    def sources_agreeing(self) -> int:
+        """How many distinct articles support the answer."""
+        return len({c.article_id for c in self.citations})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sources_agreeing"] = self.sources_agreeing
+        return data

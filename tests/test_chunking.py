@@ -96,3 +96,9 @@ def test_real_tokenizer_keeps_every_chunk_within_the_model_limit(real_embedder) 
         for chunk in chunker.split(article):
             assert text[chunk.start : chunk.end] == chunk.text
             assert real_embedder.count_tokens(chunk.text) <= real_embedder.max_tokens
+
+
+@pytest.mark.integration
+def test_real_token_counts_grow_with_the_text(real_embedder) -> None:
+    assert real_embedder.count_tokens("Blinken met Lavrov in New Delhi.") == 10
+    assert real_embedder.count_tokens("word " * 400) == 400

@@ -1,0 +1,337 @@
+"""Short-answer readers: find the words inside a passage that answer the question.
+
+A reader gets the question and a few passages (verbatim slices of articles) and returns, for
+each passage, its best span as offsets into that passage, or None.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from qa.terms import STOPWORDS, stem, words
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Span:
+    """`passage[start:end]` answers the question with confidence `score` (0..1)."""
+
+    start: int
+    end: int
+    score: float
+
+
+class Reader(Protocol):
+    def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
+        """The best span of each passage, or None where a passage holds no answer."""
+        ...
+
+
+# --- The heuristic reader -------------------------------------------------------------------
+
+_MONTH = (
+    r"(?:Jan(?:uary|\.)?|Feb(?:ruary|\.)?|Mar(?:ch|\.)?|Apr(?:il|\.)?|May|June?|July?|"
+    r"Aug(?:ust|\.)?|Sep(?:t(?:ember|\.)?|\.)?|Oct(?:ober|\.)?|Nov(?:ember|\.)?|Dec(?:ember|\.)?)"
+)
+_WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_NUMBER_WORD = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
+    r"eighty|ninety|hundred|thousand|dozen|dozens|hundreds|thousands|millions|half|a few|"
+    r"several)"
+)
+_APPROX = r"(?:(?:about|around|nearly|almost|over|under|more than|less than|fewer than|some|"
+_APPROX += r"roughly|approximately|at least|up to|just over|just under)\s+)?"
+_NUMERAL = (
+    rf"(?:[$£€¥]\s?)?(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORD}(?:[- ]{_NUMBER_WORD})*)"
+    r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred|bn|m)\b)?"
+)
+_UNIT = (
+    r"(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries|century|"
+    r"nights?|innings|laps|rounds)"
+)
+_PATTERNS: dict[str, re.Pattern[str]] = {
+    "date": re.compile(
+        rf"\b(?:(?:{_WEEKDAY},?\s+)?{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
+        rf"|\d{{1,2}}\s+{_MONTH}(?:\s+\d{{4}})?|{_MONTH},?\s+\d{{4}}|{_WEEKDAY}"
+        r"|(?:the\s+)?\d{1,2}(?:st|nd|rd|th)\s+century|\d{4}s|(?:1\d|20)\d\d)\b"
+    ),
+    "duration": re.compile(rf"\b{_APPROX}{_NUMERAL}[\s-]+{_UNIT}\b", re.IGNORECASE),
+    "number": re.compile(rf"(?<![\w.]){_APPROX}{_NUMERAL}(?![\w])", re.IGNORECASE),
+    # Capitalised runs, allowing short connectors inside: "Bank of America", "G-20", "U.S."
+    "name": re.compile(
+        r"\b[A-Z][\w.'’-]*(?:\s+(?:(?:of|the|de|la|von|van|del|du|for)\s+)?[A-Z0-9][\w.'’-]*)*"
+    ),
+    # A name after a place preposition: "in New Delhi", "at the United Nations".
+    "place": re.compile(
+        r"\b(?:in|at|near|from|outside|inside|across)\s+((?:the\s+)?[A-Z][\w.'’-]*"
+        r"(?:\s+(?:(?:of|the|de|del|and)\s+)?[A-Z0-9][\w.'’-]*)*)"
+    ),
+    "quote": re.compile(r"[“\"‘]([^”\"‘’]{2,80})[”\"’](?!\w)"),
+}
+
+# Question type → the span kinds that can answer it, best first.
+_QUESTION_TYPES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("duration", r"\bhow (?:long|much time)\b", ("duration", "number")),
+    (
+        "number",
+        r"\bhow (?:many|much|often|far|old|big|large|tall|high)\b"
+        r"|\bwhat (?:percent|percentage|number|amount|proportion)\b",
+        ("number", "duration"),
+    ),
+    (
+        "date",
+        r"\bwhen\b|\bwhat (?:year|date|day|month|time|decade|century)\b"
+        r"|\bin which (?:year|month)\b",
+        ("date", "number"),
+    ),
+    (
+        "place",
+        r"\bwhere\b|\b(?:what|which) (?:city|country|place|state|region|town|location|venue"
+        r"|continent|nation)\b",
+        ("place", "name"),
+    ),
+    (
+        "person",
+        r"\bwho(?:m|se)?\b|\b(?:what|which) (?:person|man|woman|official|leader|player|team"
+        r"|company|organi[sz]ation|group|minister|president)\b",
+        ("name",),
+    ),
+]
+_PLACE_PREPOSITIONS = {"in", "at", "near", "from", "to", "outside", "inside", "across"}
+
+
+def question_type(question: str) -> tuple[str, tuple[str, ...]]:
+    """The kind of answer a question asks for, and the span kinds that can give it."""
+    for name, pattern, kinds in _QUESTION_TYPES:
+        if re.search(pattern, question, re.IGNORECASE):
+            return name, kinds
+    if re.search(r"\b(?:say|said|says|call|called|describe[ds]?|quote[ds]?)\b", question, re.I):
+        return "statement", ("quote", "name")
+    return "other", ("name", "quote", "number", "date")
+
+
+def is_kind(text: str, span: Span, kind: str) -> bool:
+    """Whether `text[span.start:span.end]` lies inside a span of `kind` ("date", "number", ...)."""
+    return any(
+        m.start() <= span.start and span.end <= m.end() for m in _PATTERNS[kind].finditer(text)
+    )
+
+
+def _head_nouns(question: str) -> set[str]:
+    """Stems of the words after what/which: "Which treaty ..." → {"treati"}."""
+    found = re.search(r"\b(?:what|which)\s+((?:\w+\s+){0,2}\w+)", question, re.I)
+    if not found:
+        return set()
+    return {stem(w) for w in found.group(1).split() if w.lower() not in STOPWORDS}
+
+
+_INTERROGATIVE = re.compile(
+    r"\bhow (?:long|many|much|often|far|old|big|large)\b|\bwhat (?:year|date|time|day)\b",
+    re.IGNORECASE,
+)
+
+
+def question_terms(question: str) -> str:
+    """The question without its interrogative phrase: "how long" asks, it is not evidence."""
+    return _INTERROGATIVE.sub(" ", question)
+
+
+class HeuristicReader:
+    """Picks the span by question type and by the words the question does not already contain.
+
+    Who → a name, when → a date, how many → a number, how long → a duration, where → a place
+    name (preferably after "in", "at", ...). Among spans of the right kind it prefers the one
+    nearest to the question's words in the passage, and never one made of question words.
+    """
+
+    def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
+        return [self._best(question, passage) for passage in passages]
+
+    def _best(self, question: str, passage: str) -> Span | None:
+        _, kinds = question_type(question)
+        question_stems = {stem(w.group()) for w in words(question_terms(question))}
+        heads = _head_nouns(question)
+        tokens = words(passage)
+        anchors = [
+            t.start()
+            for t in tokens
+            if t.group().lower() not in STOPWORDS and stem(t.group()) in question_stems
+        ]
+        best: Span | None = None
+        for rank, kind in enumerate(kinds):
+            for match in _PATTERNS[kind].finditer(passage):
+                group = 1 if match.re.groups else 0  # the answer part of the pattern
+                start, end = match.start(group), match.end(group)
+                start, end = self._trim(passage, start, end, question_stems)
+                if end <= start:
+                    continue
+                if kind in ("name", "place") and _PATTERNS["date"].fullmatch(passage[start:end]):
+                    continue  # "March 2" is a date, not a place or a person
+                score = self._score(passage, start, end, kind, rank, anchors, heads, question)
+                if best is None or score > best.score:
+                    best = Span(start, end, score)
+        return best
+
+    @staticmethod
+    def _trim(passage: str, start: int, end: int, question_stems: set[str]) -> tuple[int, int]:
+        """Drop leading question words and sentence-initial stopwords from a span."""
+        inner = words(passage[start:end])
+        kept = [w for w in inner if stem(w.group()) not in question_stems or w.group().isdigit()]
+        if not kept:
+            return start, start
+        first = next(
+            (
+                w
+                for w in inner
+                if w.start() >= kept[0].start() and w.group().lower() not in STOPWORDS
+            ),
+            kept[0],
+        )
+        new_start = start + first.start()
+        # A span that continues past its last kept word keeps only what is not the question.
+        last = kept[-1]
+        new_end = start + last.end() if stem(inner[-1].group()) in question_stems else end
+        # Sentence punctuation after the last word is not part of the answer.
+        while new_end > new_start and passage[new_end - 1] in ".,;:!?":
+            if passage[new_start:new_end].count(".") > 1 and passage[new_end - 2].isupper():
+                break  # keep the final stop of an abbreviation such as "U.S."
+            new_end -= 1
+        return new_start, max(new_start, new_end)
+
+    @staticmethod
+    def _score(
+        passage: str,
+        start: int,
+        end: int,
+        kind: str,
+        rank: int,
+        anchors: list[int],
+        heads: set[str],
+        question: str,
+    ) -> float:
+        score = 1.0 - 0.3 * rank
+        if anchors:
+            distance = min(abs(a - start) for a in anchors) / 40
+            score += 0.5 / (1.0 + distance)
+        before = passage[max(0, start - 30) : start].lower().split()
+        previous = before[-1] if before else ""
+        if kind == "name" and previous in _PLACE_PREPOSITIONS:
+            score += 0.4 if question_type(question)[0] == "place" else 0.1
+        if kind == "name" and start == 0 and passage[start:end].lower() in STOPWORDS:
+            score -= 1.0
+        if kind == "number" and before[-2:] in (["out", "of"], ["of", "the"]):
+            score -= 0.3  # "18 out of 20": the count is the first number
+        after = {stem(w) for w in re.findall(r"\w+", passage[end : end + 40])[:3]}
+        if heads & after:
+            score += 0.3  # "New START nuclear treaty" for "Which treaty ..."
+        return max(0.0, min(1.0, score / 2.2))
+
+
+# --- The transformers reader ----------------------------------------------------------------
+
+
+class TransformersReader:
+    """Any Hugging Face extractive question-answering model, by name or local path.
+
+    Long passages are read in overlapping windows; batches of windows go through the model at
+    once; the best start/end pair is mapped back to character offsets in the passage.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_length: int = 384,
+        stride: int = 128,
+        max_answer_tokens: int = 30,
+        batch_size: int = 16,
+        device: str = "cpu",
+    ):
+        self._model_name = model
+        self._max_length = max_length
+        self._stride = stride
+        self._max_answer_tokens = max_answer_tokens
+        self._batch_size = batch_size
+        self._device = device
+        self._model: torch.nn.Module | None = None
+        self._tokenizer = None
+
+    def warm_up(self) -> None:
+        if self._model is None:
+            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self._model_name)
+            model = AutoModelForQuestionAnswering.from_pretrained(self._model_name)
+            self._model = model.to(self._device).eval()
+
+    def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
+        import torch
+
+        self.warm_up()
+        assert self._tokenizer is not None and self._model is not None
+        if not passages:
+            return []
+        encoded = self._tokenizer(
+            [question] * len(passages),
+            list(passages),
+            truncation="only_second",
+            max_length=self._max_length,
+            stride=self._stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=True,
+            return_tensors="pt",
+        )
+        window_passage = encoded.pop("overflow_to_sample_mapping").tolist()
+        offsets = encoded.pop("offset_mapping").tolist()
+        inputs = {k: v.to(self._device) for k, v in encoded.items()}
+        starts, ends = [], []
+        with torch.inference_mode():
+            for begin in range(0, len(window_passage), self._batch_size):
+                batch = {k: v[begin : begin + self._batch_size] for k, v in inputs.items()}
+                output = self._model(**batch)
+                starts.append(output.start_logits.float().cpu())
+                ends.append(output.end_logits.float().cpu())
+        start_logits, end_logits = torch.cat(starts), torch.cat(ends)
+
+        best: list[Span | None] = [None] * len(passages)
+        for window, passage_index in enumerate(window_passage):
+            sequence_ids = encoded.sequence_ids(window)
+            context = [i for i, s in enumerate(sequence_ids) if s == 1]
+            if not context:
+                continue
+            span = self._best_span(
+                start_logits[window], end_logits[window], context, offsets[window]
+            )
+            current = best[passage_index]
+            if span is not None and (current is None or span.score > current.score):
+                best[passage_index] = span
+        return best
+
+    def _best_span(self, start_logits, end_logits, context: list[int], offsets) -> Span | None:
+        import torch
+
+        first, last = context[0], context[-1]
+        start_scores = start_logits[first : last + 1]
+        end_scores = end_logits[first : last + 1]
+        # Score every (start, end) pair with end >= start and a bounded length, at once.
+        pair = start_scores[:, None] + end_scores[None, :]
+        length = torch.arange(len(context))
+        allowed = (length[None, :] >= length[:, None]) & (
+            length[None, :] - length[:, None] < self._max_answer_tokens
+        )
+        pair = pair.masked_fill(~allowed, float("-inf"))
+        flat = int(torch.argmax(pair))
+        i, j = divmod(flat, pair.shape[1])
+        # A softmax over this window's context tokens gives a 0..1 confidence for the pair.
+        probability = float(torch.softmax(start_scores, 0)[i] * torch.softmax(end_scores, 0)[j])
+        start_char, end_char = offsets[first + i][0], offsets[first + j][1]
+        if end_char <= start_char:
+            return None
+        return Span(start_char, end_char, probability)

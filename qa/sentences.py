@@ -1,0 +1,55 @@
+"""Sentence boundaries with exact character offsets."""
+
+from __future__ import annotations
+
+import re
+
+import blingfire
+
+_OPENERS = {"“": "”", "(": ")", "[": "]", "‘": "’"}
+_LINE = re.compile(r"[^\n]+")
+
+
+def _unbalanced(text: str) -> bool:
+    """True while a quotation or parenthesis opened in `text` is still open at its end."""
+    for opener, closer in _OPENERS.items():
+        if text.count(opener) > text.count(closer):
+            return True
+    # Straight double quotes have no direction: an odd count means one is still open.
+    return text.count('"') % 2 == 1
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every sentence in `text`, in order; `text[start:end]` is the sentence.
+
+    blingfire finds the boundaries (it keeps "U.S. Secretary", "Jan. 5" and "3 p.m." inside a
+    sentence); a line break always ends one (captions, headings and list items are sentences
+    of their own); and a boundary inside an open quotation or parenthesis is removed, so
+    “End this war. Engage in diplomacy,” he said. stays one sentence.
+    """
+    spans: list[tuple[int, int]] = []
+    for line in _LINE.finditer(text):
+        pieces = (
+            blingfire.text_to_sentences_and_offsets(line.group())[1] if line.group().strip() else []
+        )
+        pending: tuple[int, int] | None = None
+        for start, end in pieces:
+            start, end = start + line.start(), end + line.start()
+            if pending is not None:
+                start = pending[0]
+            if _unbalanced(text[start:end]) and end < line.end() - 1:
+                pending = (start, end)
+                continue
+            pending = None
+            spans.append((start, end))
+        if pending is not None:
+            spans.append(pending)
+    return [_trimmed(text, start, end) for start, end in spans if text[start:end].strip()]
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end

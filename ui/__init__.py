@@ -1,0 +1,1 @@
+"""Adapters over the `qa` service: the HTTP API and the web chat."""
