@@ -18,6 +18,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,6 +27,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.squad_common import load_squad, questions, write_corpus
+from qa.answering import normalize_answer
 from qa.config import Settings
 from qa.service import Assistant, build, make_embedder
 
@@ -38,12 +40,55 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def f1_score(prediction: str, gold: str) -> float:
+    """SQuAD's token F1 after its official normalization."""
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = Counter(predicted) & Counter(expected)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def answer_figures(assistant: Assistant, asked: list) -> None:
+    """Ask every question; print sentence hit@1, EM/F1 of the short answer and latency."""
+    hit = exact = found = 0
+    f1 = 0.0
+    latency = []
+    for question in asked:
+        began = time.perf_counter()
+        answer = assistant.ask(question.question, k=5)
+        latency.append((time.perf_counter() - began) * 1000)
+        if not answer.found:
+            continue
+        found += 1
+        first = answer.citations[0]
+        if first.article_id == question.article_id and any(
+            gold in answer.sentence for gold in question.answers
+        ):
+            hit += 1
+        exact += max(normalize_answer(answer.text) == normalize_answer(g) for g in question.answers)
+        f1 += max(f1_score(answer.text, g) for g in question.answers)
+    n = len(asked)
+    print(
+        f"\nanswers (heuristic reader, k=5): sentence hit@1 {100 * hit / n:.1f}%, "
+        f"EM {100 * exact / n:.1f}, F1 {100 * f1 / n:.1f}, answered {100 * found / n:.1f}% "
+        f"(declined answers count as misses)"
+    )
+    print(
+        f"ask latency: p50 {statistics.median(latency):.1f} ms, "
+        f"p95 {percentile(latency, 0.95):.1f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="ask a random sample of N questions")
     parser.add_argument("--chunk-tokens", type=int, default=Settings.chunk_tokens)
     parser.add_argument("--overlap-tokens", type=int, default=Settings.overlap_tokens)
     parser.add_argument("--modes", default="lexical,dense,hybrid")
+    parser.add_argument("--no-answers", action="store_true", help="retrieval figures only")
     args = parser.parse_args()
 
     data = load_squad()
@@ -88,6 +133,8 @@ def main() -> None:
         shares = "".join(f"{100 * recall[mode][k] / len(asked):>7.1f}%" for k in KS)
         p50 = statistics.median(latency[mode])
         print(f"{mode:<8}{shares}{p50:>9.1f}{percentile(latency[mode], 0.95):>9.1f}")
+    if not args.no_answers:
+        answer_figures(assistant, asked)
 
 
 if __name__ == "__main__":

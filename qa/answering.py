@@ -19,7 +19,7 @@ from typing import Any
 
 from qa.embedding import Embedder
 from qa.reading import HeuristicReader, Reader, Span, is_kind, question_terms, question_type
-from qa.retrieval import Retriever
+from qa.retrieval import Retriever, clean_query
 from qa.store import ChunkFilter, IndexReader
 from qa.terms import content_stems, stem, words
 from qa.types import Answer, Citation, Hit
@@ -202,7 +202,7 @@ class Answerer:
 
     def ask(self, question: str, k: int = 5, filters: ChunkFilter | None = None) -> Answer:
         """The answer to `question`, with citations, or `found=False` and related passages."""
-        question = question.strip()
+        question = clean_query(question)
         candidates, hits = self.candidates(question, k, filters)
         if not candidates:
             return Answer(question, False, "", "", 0.0, [], hits)

@@ -12,7 +12,14 @@ from qa.chunking import Chunker
 from qa.embedding import Embedder
 from qa.ingest import load_corpus
 from qa.sentences import split_sentences
-from qa.store import GenerationWriter, IndexReader, IndexUnusable, Manifest, read_manifest
+from qa.store import (
+    GenerationWriter,
+    IndexReader,
+    IndexUnusable,
+    Manifest,
+    build_lock,
+    read_manifest,
+)
 from qa.types import Article, Chunk, Skipped
 
 
@@ -98,6 +105,22 @@ def build_index(
         progress: show a progress bar while embedding.
         on_skip: called for each unreadable input as soon as it is found.
     """
+    with build_lock(index_dir):
+        return _build(
+            corpus_dir, index_dir, embedder, chunker, full, max_file_bytes, progress, on_skip
+        )
+
+
+def _build(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunker: Chunker,
+    full: bool,
+    max_file_bytes: int,
+    progress: bool,
+    on_skip: Callable[[Skipped], None] | None,
+) -> BuildReport:
     began = time.perf_counter()
     report = BuildReport()
     ingested = load_corpus(Path(corpus_dir), max_bytes=max_file_bytes)

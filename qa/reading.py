@@ -49,7 +49,7 @@ _APPROX = r"(?:(?:about|around|nearly|almost|over|under|more than|less than|fewe
 _APPROX += r"roughly|approximately|at least|up to|just over|just under)\s+)?"
 _NUMERAL = (
     rf"(?:[$£€¥]\s?)?(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORD}(?:[- ]{_NUMBER_WORD})*)"
-    r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred|bn|m)\b)?"
+    r"(?:\s?(?:%|(?:percent|per cent|million|billion|trillion|thousand|hundred|bn|m)\b))?"
 )
 _UNIT = (
     r"(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries|century|"
@@ -128,7 +128,18 @@ def _head_nouns(question: str) -> set[str]:
     found = re.search(r"\b(?:what|which)\s+((?:\w+\s+){0,2}\w+)", question, re.I)
     if not found:
         return set()
-    return {stem(w) for w in found.group(1).split() if w.lower() not in STOPWORDS}
+    heads = []
+    for word in found.group(1).split():
+        if word.lower() in _AUXILIARIES:
+            break  # "Which treaty did Russia ..." : the head is "treaty", not "Russia"
+        if word.lower() not in STOPWORDS:
+            heads.append(stem(word))
+    return set(heads)
+
+
+_AUXILIARIES = frozenset(
+    "did does do is was were are has have had can could will would should may might".split()
+)
 
 
 _INTERROGATIVE = re.compile(
@@ -182,7 +193,7 @@ class HeuristicReader:
     def _trim(passage: str, start: int, end: int, question_stems: set[str]) -> tuple[int, int]:
         """Drop leading question words and sentence-initial stopwords from a span."""
         inner = words(passage[start:end])
-        kept = [w for w in inner if stem(w.group()) not in question_stems or w.group().isdigit()]
+        kept = [w for w in inner if stem(w.group()) not in question_stems]
         if not kept:
             return start, start
         first = next(
@@ -191,9 +202,13 @@ class HeuristicReader:
                 for w in inner
                 if w.start() >= kept[0].start() and w.group().lower() not in STOPWORDS
             ),
-            kept[0],
+            None,
         )
+        if first is None:  # only stopwords are left: "It", "The"
+            return start, start
         new_start = start + first.start()
+        if new_start > start and passage[new_start - 1] in "$£€¥":
+            new_start -= 1  # the currency belongs to the amount
         # A span that continues past its last kept word keeps only what is not the question.
         last = kept[-1]
         new_end = start + last.end() if stem(inner[-1].group()) in question_stems else end

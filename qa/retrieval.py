@@ -41,14 +41,24 @@ def lexical_query(text: str) -> str:
     return " OR ".join(f'"{word}"' for word in unique)
 
 
+def clean_query(text: str) -> str:
+    """The query as valid Unicode, trimmed: undecodable input (lone surrogates) becomes "?"."""
+    return text.encode("utf-8", "replace").decode("utf-8").strip()
+
+
 def parse_date(value: str | dt.date | None, name: str) -> str | None:
     """An ISO date string for a filter bound, or a ValueError naming the bad argument."""
     if value is None or value == "":
         return None
     if isinstance(value, dt.date):
         return value.isoformat()[:10]
+    text = value.strip()
     try:
-        return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(text).date().isoformat()
     except ValueError as error:
         raise ValueError(f"{name} must be a date like 2023-03-02, not {value!r}") from error
 
@@ -90,28 +100,33 @@ class Retriever:
         """
         if mode not in SEARCH_MODES:
             raise ValueError(f"mode must be one of {', '.join(SEARCH_MODES)}, not {mode!r}")
-        query = query.strip()
+        query = clean_query(query)
         if not query or k <= 0:
             return []
         filters = filters if filters and filters.active else None
         allowed = self._reader.filtered_chunk_ids(filters) if filters else None
         if allowed is not None and not allowed:
             return []
-        # Overlapping neighbours are removed after ranking, so rank a few more than asked for.
-        depth = max(self.fusion.depth, 2 * k) if mode == "hybrid" else 2 * k + 4
-
-        rankings: list[tuple[float, list[tuple[int, float]]]] = []
+        vector = None
         if mode in ("hybrid", "dense"):
             vector = self._embedder.embed_query(query) if query_vector is None else query_vector
-            dense = self._reader.search_vectors(vector, depth, allowed)
-            rankings.append((self.fusion.dense_weight, dense))
-        if mode in ("hybrid", "lexical"):
-            lexical = self._reader.lexical_search(lexical_query(query), depth, filters)
-            rankings.append((self.fusion.lexical_weight, lexical))
-
-        scored = rankings[0][1] if mode != "hybrid" else self._fuse(rankings)
-        hits = _without_overlaps(self._reader.hits(scored))
-        return hits[:k]
+        # Overlapping neighbours are removed after ranking, so rank more than asked for, and
+        # deeper still while overlaps leave fewer than k hits and the rankings can go on.
+        depth = max(self.fusion.depth, 2 * k) if mode == "hybrid" else 2 * k + 4
+        while True:
+            rankings: list[tuple[float, list[tuple[int, float]]]] = []
+            if vector is not None:
+                dense = self._reader.search_vectors(vector, depth, allowed)
+                rankings.append((self.fusion.dense_weight, dense))
+            if mode in ("hybrid", "lexical"):
+                lexical = self._reader.lexical_search(lexical_query(query), depth, filters)
+                rankings.append((self.fusion.lexical_weight, lexical))
+            scored = rankings[0][1] if mode != "hybrid" else self._fuse(rankings)
+            hits = _without_overlaps(self._reader.hits(scored))
+            exhausted = all(len(ranking) < depth for _, ranking in rankings)
+            if len(hits) >= k or exhausted:
+                return hits[:k]
+            depth *= 2
 
     def _fuse(
         self, rankings: list[tuple[float, list[tuple[int, float]]]]

@@ -8,12 +8,16 @@ import blingfire
 
 _OPENERS = {"“": "”", "(": ")", "[": "]", "‘": "’"}
 _LINE = re.compile(r"[^\n]+")
+# blingfire ends a sentence after a title that starts the next one: "He left. Dr. Jones ..."
+_TITLE = re.compile(r"(?:Mr|Mrs|Ms|Dr|Prof|Sen|Rep|Gov|Gen|Lt|Col|Sgt|St|Rev|Jr|Capt|Maj)\.")
 
 
 def _unbalanced(text: str) -> bool:
     """True while a quotation or parenthesis opened in `text` is still open at its end."""
     for opener, closer in _OPENERS.items():
-        if text.count(opener) > text.count(closer):
+        # ’ inside a word ("Don’t") is an apostrophe, not a closing quote.
+        closers = len(re.findall(r"’(?!\w)", text)) if closer == "’" else text.count(closer)
+        if text.count(opener) > closers:
             return True
     # Straight double quotes have no direction: an odd count means one is still open.
     return text.count('"') % 2 == 1
@@ -37,7 +41,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             start, end = start + line.start(), end + line.start()
             if pending is not None:
                 start = pending[0]
-            if _unbalanced(text[start:end]) and end < line.end() - 1:
+            piece = text[start:end]
+            if (_unbalanced(piece) or _TITLE.fullmatch(piece.strip())) and end < line.end() - 1:
                 pending = (start, end)
                 continue
             pending = None

@@ -13,7 +13,7 @@ from qa.config import Settings
 from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.indexing import BuildReport, build_index
 from qa.reading import HeuristicReader, Reader, TransformersReader
-from qa.retrieval import FusionSettings, Retriever, SearchMode, parse_date
+from qa.retrieval import FusionSettings, Retriever, SearchMode, clean_query, parse_date
 from qa.store import ChunkFilter, IndexReader, IndexUnusable
 from qa.types import Answer, Article, Hit, Skipped
 
@@ -150,6 +150,13 @@ class Assistant:
     def article(self, article_id: str) -> Article | None:
         return self._reader.article(article_id)
 
+    def articles(self) -> list[Article]:
+        return self._reader.articles()
+
+    def sources(self) -> list[str]:
+        """The outlets in the index, for filters."""
+        return self._reader.sources()
+
     def stats(self) -> dict[str, Any]:
         manifest = self._reader.manifest
         return {
@@ -176,8 +183,8 @@ def _filters(
     article_ids: Sequence[str] | None,
 ) -> ChunkFilter:
     return ChunkFilter(
-        source=source or None,
+        source=clean_query(source) or None if source is not None else None,
         published_after=parse_date(published_after, "published_after"),
         published_before=parse_date(published_before, "published_before"),
-        article_ids=tuple(article_ids) if article_ids is not None else None,
+        article_ids=tuple(clean_query(a) for a in article_ids) if article_ids is not None else None,
     )

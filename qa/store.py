@@ -14,6 +14,7 @@ atomically, so a build killed at any moment leaves the previous index loadable a
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ import numpy as np
 
 from qa.types import Article, Chunk, Hit
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: full-text table, sentences
 MANIFEST = "manifest.json"
 DATABASE = "qa.sqlite3"
 VECTORS = "vectors.faiss"
+BUILD_LOCK = ".build.lock"
 _KEEP_PREVIOUS_GENERATIONS = 1  # a server may still be reading the one before
 
 _SCHEMA = """
@@ -106,8 +108,8 @@ class ChunkFilter:
         """A WHERE condition over `articles a`, and its parameters."""
         conditions, parameters = ["1"], []
         if self.source is not None:
-            conditions.append("a.source = ? COLLATE NOCASE")
-            parameters.append(self.source)
+            conditions.append("casefold(a.source) = ?")
+            parameters.append(self.source.casefold())
         if self.published_after is not None:
             conditions.append("a.published <> '' AND a.published >= ?")
             parameters.append(self.published_after)
@@ -218,7 +220,13 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         connection = sqlite3.connect(path, check_same_thread=False)
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA foreign_keys = ON")
+    # SQLite's NOCASE folds ASCII only; outlet names are matched with Unicode case folding.
+    connection.create_function("casefold", 1, _casefold, deterministic=True)
     return connection
+
+
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if value is not None else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -242,6 +250,23 @@ def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
     os.replace(temporary, path)
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path | str) -> Iterator[None]:
+    """Hold the exclusive build lock of `index_dir`; waits while another build holds it.
+
+    One build at a time per index, across processes: a second concurrent build would take
+    the first one's staging folder for a killed build's leftovers and remove it.
+    """
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / BUILD_LOCK, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _article_from_row(row: sqlite3.Row) -> Article:
@@ -422,6 +447,11 @@ class IndexReader:
 
     def articles(self) -> list[Article]:
         return [_article_from_row(r) for r in self.query("SELECT * FROM articles ORDER BY id")]
+
+    def sources(self) -> list[str]:
+        """Every outlet named by an article, sorted."""
+        rows = self.query("SELECT DISTINCT source FROM articles WHERE source <> '' ORDER BY 1")
+        return [row["source"] for row in rows]
 
     def article_hashes(self) -> dict[str, str]:
         rows = self.query("SELECT article_id, content_hash FROM articles")

@@ -6,7 +6,10 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from qa.retrieval import SearchMode
@@ -155,6 +158,18 @@ def api_router(assistant: Callable[[], Assistant]) -> APIRouter:
     return router
 
 
+def add_error_handlers(app: FastAPI) -> None:
+    """422s that never echo the input back: it may not even be encodable (lone surrogates)."""
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        detail = [
+            {key: value for key, value in item.items() if key in ("loc", "msg", "type")}
+            for item in error.errors()
+        ]
+        return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
+
+
 def create_app(assistant: Callable[[], Assistant]) -> FastAPI:
     app = FastAPI(
         title="qa",
@@ -162,4 +177,5 @@ def create_app(assistant: Callable[[], Assistant]) -> FastAPI:
         version="0.1.0",
     )
     app.include_router(api_router(assistant))
+    add_error_handlers(app)
     return app

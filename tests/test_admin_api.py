@@ -1,0 +1,248 @@
+"""The admin routes over real HTTP: `qa serve` as a subprocess, the real model, FAISS and SQLite."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from qa.store import build_lock
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "s3cret-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+LUMBRIDGE = "The Lumbridge council approved a 4.2 million pound bridge repair on Tuesday."
+DRAYNOR = "The Draynor harbour authority banned jet skis after a collision near the pier on Sunday."
+FALADOR = "Falador's mayor opened a new public library holding 80,000 books on Monday."
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> object:
+    """Poll `condition` until it returns something truthy; fail after a generous deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """`python -m qa.cli serve` on a copy of the default corpus, on a free local port."""
+
+    def __init__(self, root: Path, token: str | None):
+        self.root = root
+        self.corpus, self.index = root / "corpus", root / "index"
+        self.corpus.mkdir(parents=True)
+        for path in (REPO / "corpus").iterdir():
+            (self.corpus / path.name).write_bytes(path.read_bytes())
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k != "QA_ADMIN_TOKEN"}
+        env["HF_HUB_OFFLINE"] = "1"
+        if token:
+            env["QA_ADMIN_TOKEN"] = token
+        self.log = root / "server.log"
+        command = ["serve", "--index", str(self.index), "--corpus", str(self.corpus)]
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "qa.cli", *command, "--port", str(self.port)],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.client = httpx.Client(base_url=self.url, timeout=120)
+
+    def ready(self) -> bool:
+        if self.process.poll() is not None:
+            pytest.fail(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
+        try:
+            return self.client.get("/api/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def search(self, query: str) -> list[dict]:
+        response = self.client.post("/api/search", json={"query": query, "k": 3})
+        assert response.status_code == 200, response.text
+        return response.json()["hits"]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+    # Both start at once: each loads the model and builds its index.
+    admin = Server(tmp_path_factory.mktemp("admin"), TOKEN)
+    plain = Server(tmp_path_factory.mktemp("plain"), None)
+    try:
+        for server in (admin, plain):
+            wait_for(server.ready, f"the server on port {server.port}", timeout=300)
+        yield admin, plain
+    finally:
+        admin.stop()
+        plain.stop()
+
+
+@pytest.fixture
+def server(servers: tuple[Server, Server]) -> Server:
+    return servers[0]
+
+
+def test_write_routes_are_forbidden_when_no_token_is_configured(servers):
+    _, plain = servers
+    article = {"text": LUMBRIDGE}
+    for headers in ({}, AUTH, {"Authorization": "Bearer"}):
+        assert plain.client.post("/api/articles", json=article, headers=headers).status_code == 403
+        assert plain.client.post("/api/index/rebuild", headers=headers).status_code == 403
+    assert plain.client.get("/api/index/status").status_code == 200
+    assert not (plain.corpus / "uploads").exists()
+
+
+def test_a_missing_or_wrong_token_is_unauthorized(server):
+    article = {"text": LUMBRIDGE}
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Bearer {TOKEN}x"},
+    ):
+        response = server.client.post("/api/articles", json=article, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert server.client.post("/api/index/rebuild", headers=headers).status_code == 401
+    assert not (server.corpus / "uploads").exists()
+
+
+def test_a_posted_article_is_searchable_at_once(server):
+    response = server.client.post(
+        "/api/articles",
+        json={"title": "Bridge repair approved", "text": LUMBRIDGE, "source": "Lumbridge Post"},
+        headers=AUTH,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert len(body["saved"]) == 1 and body["saved"][0].startswith("uploads/")
+    assert body["articles"] == body["saved"] and body["report"]["added"] == body["saved"]
+    assert (server.corpus / body["saved"][0]).is_file()
+
+    hit = server.search("Which council approved a bridge repair?")[0]
+    assert "Lumbridge" in hit["text"] and hit["source"] == "Lumbridge Post"
+
+
+def test_an_uploaded_markdown_file_is_searchable(server):
+    files = {"file": ("draynor.md", f"# Jet skis banned\n\n{DRAYNOR}\n".encode(), "text/markdown")}
+    response = server.client.post("/api/articles", files=files, headers=AUTH)
+    assert response.status_code == 201, response.text
+    assert response.json()["saved"] == ["uploads/draynor.md"]
+    assert "jet skis" in server.search("Why were jet skis banned at the harbour?")[0]["text"]
+
+
+def test_an_upload_over_the_limit_is_refused(server):
+    big = b"Word " * 1_200_000  # 6 MB
+    response = server.client.post("/api/articles", files={"file": ("big.txt", big)}, headers=AUTH)
+    assert response.status_code == 413
+    response = server.client.post(  # no Content-Length: counted while reading
+        "/api/articles",
+        content=iter([big[i : i + 1_000_000] for i in range(0, len(big), 1_000_000)]),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert not list(server.corpus.rglob("big*"))
+
+
+def test_a_hostile_file_name_stays_inside_uploads(server):
+    name = "../../../escape.md"
+    files = {"file": (name, f"# Escape\n\nThe escape artist vanished. {LUMBRIDGE}\n".encode())}
+    response = server.client.post("/api/articles", files=files, headers=AUTH)
+    assert response.status_code == 201, response.text
+    (saved,) = response.json()["saved"]
+    assert saved.startswith("uploads/escape") and saved.count("/") == 1
+    assert (server.corpus / saved).resolve().parent == (server.corpus / "uploads").resolve()
+    escaped = [p for p in server.root.parent.rglob("escape*") if "uploads" not in p.parts]
+    assert escaped == []
+
+
+def test_refused_and_unreadable_uploads_say_why(server):
+    response = server.client.post(
+        "/api/articles", files={"file": ("run.exe", b"MZ\x90\x00")}, headers=AUTH
+    )
+    assert response.status_code == 422
+    assert "not allowed" in response.json()["skipped"][0]["reason"]
+    response = server.client.post(
+        "/api/articles", files={"file": ("data.txt", b"abc\x00\x01binary")}, headers=AUTH
+    )
+    assert response.status_code == 422
+    assert response.json()["skipped"] == [
+        {"path": "data.txt", "reason": "binary file (contains NUL bytes)"}
+    ]
+    response = server.client.post("/api/articles", json={"title": "no text"}, headers=AUTH)
+    assert response.status_code == 422 and "text" in response.json()["detail"]
+    assert not list((server.corpus / "uploads").glob("run*"))
+    assert not list((server.corpus / "uploads").glob("data*"))
+
+
+def test_a_rebuild_runs_in_the_background_and_a_second_is_refused(server):
+    # Holding the build lock (as another build would) keeps the first rebuild running.
+    with build_lock(server.index):
+        first = server.client.post("/api/index/rebuild", headers=AUTH)
+        assert first.status_code == 202, first.text
+        assert server.client.get("/api/index/status").json()["state"] == "running"
+        second = server.client.post("/api/index/rebuild", headers=AUTH)
+        assert second.status_code == 409
+        assert second.json()["status"]["state"] == "running"
+
+    def finished() -> dict | None:
+        status = server.client.get("/api/index/status").json()
+        return status if status["state"] != "running" else None
+
+    status = wait_for(finished, "the rebuild to finish", timeout=120)
+    assert status["state"] == "idle" and status["last_error"] is None
+    assert status["operation"] == "rebuild" and status["finished_at"]
+    assert status["last_report"]["removed"] == []
+
+
+def test_an_index_built_by_another_process_is_picked_up_without_restart(server):
+    pid = server.process.pid
+    (server.corpus / "falador.txt").write_text(f"Library opens\n\n{FALADOR}\n", encoding="utf-8")
+    command = ["index", "build", "--corpus", str(server.corpus), "--index", str(server.index)]
+    built = subprocess.run(
+        [sys.executable, "-m", "qa.cli", *command],
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    assert "added 1," in built.stdout
+
+    def found() -> bool:
+        return any("Falador" in hit["text"] for hit in server.search("Who opened a library?"))
+
+    wait_for(found, "the server to serve the new generation", timeout=60)
+    assert server.process.poll() is None and server.process.pid == pid
