@@ -20,15 +20,19 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# Builds (or updates) the index with a progress bar, then serves the chat and the API on
+# http://127.0.0.1:7860 (set QA_ADMIN_TOKEN to enable adding articles from the browser).
 run: $(VENV)/.installed
 	$(BIN)/qa index build
-	$(BIN)/qa search
+	$(BIN)/qa serve
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check qa ui tests benchmarks
 	$(BIN)/ruff format --check qa ui tests benchmarks
 
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 test: $(VENV)/.installed-test lint
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest
 
 clean:

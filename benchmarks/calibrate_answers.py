@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from benchmarks.squad_common import Question, load_squad, questions, write_corpus
-from qa.answering import FEATURES, Answerer, AnswerModel
+from qa.answering import FEATURES, Answerer, AnswerModel, Logistic
 from qa.config import Settings
 from qa.service import Assistant, build, make_embedder
 from qa.store import ChunkFilter
@@ -59,16 +59,22 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.nda
 
 
 def collect(
-    answerer: Answerer, asked: list[Question], all_ids: list[str], k: int
+    answerer: Answerer, asked: list[Question], all_ids: list[str], k: int, *, lexical: bool = False
 ) -> list[tuple[Question, bool, list]]:
-    """Candidates of each question with its article present (True) and absent (False)."""
+    """Candidates of each question with its article present (True) and absent (False).
+
+    With `lexical`, every sentence with its cheap features (what the shortlist scorer sees).
+    """
     rows = []
     for question in asked:
-        others = tuple(a for a in all_ids if a != question.article_id)
-        present, _ = answerer.candidates(question.question, k)
-        absent, _ = answerer.candidates(question.question, k, ChunkFilter(article_ids=others))
-        rows.append((question, True, present))
-        rows.append((question, False, absent))
+        others = ChunkFilter(article_ids=tuple(a for a in all_ids if a != question.article_id))
+        for present, filters in ((True, None), (False, others)):
+            if lexical:
+                vector = answerer._embedder.embed_query(question.question)
+                found, _ = answerer.lexical_candidates(question.question, vector, k, filters)
+            else:
+                found, _ = answerer.candidates(question.question, k, filters)
+            rows.append((question, present, found))
     return rows
 
 
@@ -79,32 +85,34 @@ def is_correct(question: Question, candidate) -> bool:
 
 
 def evaluate(model: AnswerModel, rows, threshold: float) -> dict[str, float]:
+    """Sentence hit@1, answerable questions lost and unanswerable ones declined, in percent."""
     answerable = [(q, cs) for q, present, cs in rows if present]
     unanswerable = [cs for _, present, cs in rows if not present]
 
     def best(cs):
-        return max(cs, key=lambda c: model.probability(c.features)) if cs else None
+        return max(cs, key=lambda c: model.final.probability(c.features)) if cs else None
 
-    hit = lost = wrong_kept = 0
-    for question, cs in answerable:
-        top = best(cs)
-        if top is not None and is_correct(question, top):
-            hit += 1
-        if top is None or model.probability(top.features) < threshold:
-            lost += 1
-    declined = sum(
-        1 for cs in unanswerable if not cs or model.probability(best(cs).features) < threshold
-    )
-    for question, cs in answerable:
-        top = best(cs)
-        if top is not None and not is_correct(question, top):
-            wrong_kept += model.probability(top.features) >= threshold
+    def kept(cs) -> bool:
+        return bool(cs) and model.final.probability(best(cs).features) >= threshold
+
+    hit = sum(1 for q, cs in answerable if cs and is_correct(q, best(cs)))
+    lost = sum(1 for _, cs in answerable if not kept(cs))
+    declined = sum(1 for cs in unanswerable if not kept(cs))
     return {
         "sentence_hit_at_1": round(100 * hit / len(answerable), 1),
         "answerable_lost": round(100 * lost / len(answerable), 1),
         "unanswerable_declined": round(100 * declined / len(unanswerable), 1),
         "answerable_questions": len(answerable),
     }
+
+
+def _fitted(x: np.ndarray, y: np.ndarray) -> Logistic:
+    weights, bias = fit_logistic(x, y)
+    return Logistic(tuple(float(w) for w in weights), bias)
+
+
+def _labels(rows) -> np.ndarray:
+    return np.array([float(present and is_correct(q, c)) for q, present, cs in rows for c in cs])
 
 
 def main() -> None:
@@ -131,27 +139,34 @@ def main() -> None:
     train = rng.sample(train, min(args.limit, len(train)))
     test = rng.sample(test, min(args.limit, len(test)))
 
-    train_rows = collect(answerer, train, all_ids, args.k)
-    x = np.array([c.features for _, _, cs in train_rows for c in cs], dtype=float)
-    y = np.array([float(present and is_correct(q, c)) for q, present, cs in train_rows for c in cs])
-    weights, bias = fit_logistic(x, y)
-    model = AnswerModel(tuple(float(w) for w in weights), bias, 0.5)
+    # Stage 1, the shortlist scorer: cheap features of every candidate sentence.
+    unfitted = Logistic((0.0,) * len(FEATURES), 0.0)
+    rows = collect(answerer, train, all_ids, args.k, lexical=True)
+    lexical = np.array([c.features for _, _, cs in rows for c in cs])
+    shortlist = _fitted(lexical, _labels(rows))
+
+    # Stage 2, the final scorer: every feature, on the sentences stage 1 shortlists.
+    answerer.model = AnswerModel(shortlist, unfitted, 0.5)
+    rows = collect(answerer, train, all_ids, args.k)
+    features = np.array([c.features for _, _, cs in rows for c in cs], dtype=float)
+    model = AnswerModel(shortlist, _fitted(features, _labels(rows)), 0.5)
 
     # The threshold that balances answerable questions kept against unanswerable declined.
     best_threshold, best_value = 0.5, -1.0
     for threshold in np.linspace(0.02, 0.98, 49):
-        figures = evaluate(model, train_rows, float(threshold))
+        figures = evaluate(model, rows, float(threshold))
         value = (100 - figures["answerable_lost"]) + figures["unanswerable_declined"]
         if value > best_value:
             best_threshold, best_value = float(threshold), value
 
-    test_rows = collect(answerer, test, all_ids, args.k)
-    held = evaluate(model, test_rows, best_threshold)
-    trained = evaluate(model, train_rows, best_threshold)
+    answerer.model = model
+    held = evaluate(model, collect(answerer, test, all_ids, args.k), best_threshold)
+    trained = evaluate(model, rows, best_threshold)
     model = AnswerModel(
-        model.weights,
-        model.bias,
+        model.shortlist,
+        model.final,
         round(best_threshold, 4),
+        model.shortlist_size,
         {
             "date": dt.date.today().isoformat(),
             "command": "python benchmarks/calibrate_answers.py " + " ".join(sys.argv[1:]),
@@ -161,16 +176,8 @@ def main() -> None:
             "training": trained,
         },
     )
-    payload = model.to_dict()
-    payload["weights"] = [round(w, 5) for w in payload["weights"]]
-    payload["bias"] = round(payload["bias"], 5)
-    MODEL_PATH.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    print(
-        "features:", dict(zip(FEATURES, payload["weights"], strict=True)), "bias", payload["bias"]
-    )
-    print(f"threshold {model.threshold}")
-    print("training:", trained)
-    print("held out:", held)
+    MODEL_PATH.write_text(json.dumps(model.to_dict(), indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(model.to_dict(), indent=2))
 
 
 if __name__ == "__main__":

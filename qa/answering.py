@@ -13,9 +13,11 @@ import math
 import re
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
+
+import numpy as np
 
 from qa.embedding import Embedder
 from qa.reading import HeuristicReader, Reader, Span, is_kind, question_terms, question_type
@@ -24,7 +26,8 @@ from qa.store import ChunkFilter, IndexReader
 from qa.terms import content_stems, stem, words
 from qa.types import Answer, Citation, Hit
 
-FEATURES = (
+# Cheap evidence, computed for every sentence of the retrieved passages.
+LEXICAL_FEATURES = (
     "overlap",  # IDF-weighted share of the question's words that the sentence contains
     "context_overlap",  # the same for the sentence with the two before it
     "passage_overlap",  # the same for the whole retrieved passage
@@ -34,15 +37,32 @@ FEATURES = (
     "span",  # the heuristic reader's confidence in its best span there
     "log_length",  # log of the sentence's word count
 )
+# The shortlist of best sentences also gets this, which costs one embedding per sentence.
+FEATURES = (*LEXICAL_FEATURES, "sentence_dense")  # cosine of question and sentence embeddings
+
+
+@dataclass(frozen=True)
+class Logistic:
+    weights: tuple[float, ...]
+    bias: float
+
+    def probability(self, features: Sequence[float]) -> float:
+        z = self.bias + sum(w * x for w, x in zip(self.weights, features, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
 @dataclass(frozen=True)
 class AnswerModel:
-    """Logistic weights over FEATURES, and the score below which the answer is withheld."""
+    """Two logistic scorers and the score below which the answer is withheld.
 
-    weights: tuple[float, ...]
-    bias: float
+    `shortlist` over LEXICAL_FEATURES picks the `shortlist_size` most promising sentences;
+    `final` over FEATURES scores them; `threshold` applies to the final score.
+    """
+
+    shortlist: Logistic
+    final: Logistic
     threshold: float
+    shortlist_size: int = 10
     calibration: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -52,27 +72,35 @@ class AnswerModel:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnswerModel:
-        if tuple(data["features"]) != FEATURES:
-            raise ValueError(f"answer model features {data['features']} != {list(FEATURES)}")
+        shortlist, final = data["shortlist"], data["final"]
+        if tuple(shortlist["features"]) != LEXICAL_FEATURES or tuple(final["features"]) != (
+            FEATURES
+        ):
+            raise ValueError(f"answer model features do not match {list(FEATURES)}")
         return cls(
-            weights=tuple(float(w) for w in data["weights"]),
-            bias=float(data["bias"]),
+            shortlist=Logistic(tuple(map(float, shortlist["weights"])), float(shortlist["bias"])),
+            final=Logistic(tuple(map(float, final["weights"])), float(final["bias"])),
             threshold=float(data["threshold"]),
+            shortlist_size=int(data["shortlist_size"]),
             calibration=dict(data.get("calibration", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "features": list(FEATURES),
-            "weights": list(self.weights),
-            "bias": self.bias,
+            "shortlist": {
+                "features": list(LEXICAL_FEATURES),
+                "weights": [round(w, 5) for w in self.shortlist.weights],
+                "bias": round(self.shortlist.bias, 5),
+            },
+            "final": {
+                "features": list(FEATURES),
+                "weights": [round(w, 5) for w in self.final.weights],
+                "bias": round(self.final.bias, 5),
+            },
+            "shortlist_size": self.shortlist_size,
             "threshold": self.threshold,
             "calibration": self.calibration,
         }
-
-    def probability(self, features: Sequence[float]) -> float:
-        z = self.bias + sum(w * x for w, x in zip(self.weights, features, strict=True))
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
 @dataclass(frozen=True)
@@ -137,8 +165,25 @@ class Answerer:
     def candidates(
         self, question: str, k: int = 5, filters: ChunkFilter | None = None
     ) -> tuple[list[Candidate], list[Hit]]:
-        """Every sentence of the top-k passages, best first, and the passages themselves."""
+        """The most promising sentences of the top-k passages, best first, and the passages."""
         vector = self._embedder.embed_query(question)
+        found, hits = self.lexical_candidates(question, vector, k, filters)
+        shortlist = found[: self.model.shortlist_size]
+        if not shortlist:
+            return [], hits
+        similarity = self._embedder.embed_documents([c.text for c in shortlist]) @ vector
+        final = []
+        for candidate, sentence_dense in zip(shortlist, similarity, strict=True):
+            features = (*candidate.features, float(sentence_dense))
+            score = self.model.final.probability(features)
+            final.append(replace(candidate, features=features, score=score))
+        final.sort(key=lambda c: (-c.score, c.hit.article_id, c.start))
+        return final, hits
+
+    def lexical_candidates(
+        self, question: str, vector: np.ndarray, k: int = 5, filters: ChunkFilter | None = None
+    ) -> tuple[list[Candidate], list[Hit]]:
+        """Every sentence of the top-k passages with its cheap features, by shortlist score."""
         hits = self._retriever.search(question, k, filters=filters, query_vector=vector)
         if not hits:
             return [], []
@@ -186,11 +231,8 @@ class Answerer:
                     span.score if span else 0.0,
                     math.log(1 + len(sentence_words)),
                 )
-                found.append(
-                    Candidate(
-                        hit, start, end, text, features, span, self.model.probability(features)
-                    )
-                )
+                score = self.model.shortlist.probability(features)
+                found.append(Candidate(hit, start, end, text, features, span, score))
         found.sort(key=lambda c: (-c.score, c.hit.article_id, c.start))
         return found, hits
 

@@ -21,6 +21,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from the chat
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -164,19 +165,35 @@ def _index_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _corpus_of(index_dir: Path) -> Path | None:
+    """The corpus folder the index's last build read, when it still exists."""
+    from qa.store import read_manifest
+
+    manifest = read_manifest(index_dir)
+    recorded = manifest.last_build.get("corpus") if manifest else None
+    return Path(recorded) if recorded and Path(recorded).is_dir() else None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from qa.service import make_embedder
     from ui.app import create_app
+    from ui.chat import chat_mounter
 
     settings = _settings(args)
+    if not args.corpus:
+        # Keep serving the corpus the index was built from, not whatever ./corpus holds.
+        built_from = _corpus_of(settings.index_dir)
+        if built_from is not None:
+            settings = replace(settings, corpus_dir=built_from)
     admin_token = os.environ.get("QA_ADMIN_TOKEN") or None
     app = create_app(
         settings,
         embedder=make_embedder(settings),
         admin_token=admin_token,
         max_upload_bytes=args.max_upload_bytes,
+        mount_chat=chat_mounter(admin_token=admin_token),
     )
     report = app.state.updater.last_report
     if report is not None:

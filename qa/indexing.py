@@ -191,7 +191,7 @@ def _build(
             model=embedder.model_id,
             chunk_tokens=chunker.chunk_tokens,
             overlap_tokens=chunker.overlap_tokens,
-            last_build=_build_record(report),
+            last_build={**_build_record(report), "corpus": str(Path(corpus_dir).resolve())},
         )
     except BaseException:
         writer.abort()

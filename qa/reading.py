@@ -94,7 +94,7 @@ _QUESTION_TYPES: list[tuple[str, str, tuple[str, ...]]] = [
         "place",
         r"\bwhere\b|\b(?:what|which) (?:city|country|place|state|region|town|location|venue"
         r"|continent|nation)\b",
-        ("place", "name"),
+        ("place",),
     ),
     (
         "person",

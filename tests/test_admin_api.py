@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,6 +13,8 @@ import pytest
 
 from qa.store import build_lock
 from tests.conftest import REPO
+from tests.support.polling import wait_for
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -23,24 +23,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LUMBRIDGE = "The Lumbridge council approved a 4.2 million pound bridge repair on Tuesday."
 DRAYNOR = "The Draynor harbour authority banned jet skis after a collision near the pier on Sunday."
 FALADOR = "Falador's mayor opened a new public library holding 80,000 books on Monday."
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> object:
-    """Poll `condition` until it returns something truthy; fail after a generous deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.answering import FEATURES, AnswerModel, normalize_answer
+from qa.answering import FEATURES, LEXICAL_FEATURES, AnswerModel, Logistic, normalize_answer
 from qa.chunking import Chunker
 from qa.indexing import build_index
 from qa.service import Assistant
@@ -16,11 +16,14 @@ from qa.store import IndexReader
 from qa.types import Answer
 from tests.conftest import FakeEmbedder
 
+
 # Sentence overlap with the question decides; no dependence on real embeddings.
+def overlap_only(features: tuple[str, ...]) -> Logistic:
+    return Logistic(tuple(8.0 if name == "overlap" else 0.0 for name in features), -4.0)
+
+
 OVERLAP_ONLY = AnswerModel(
-    weights=tuple(8.0 if name == "overlap" else 0.0 for name in FEATURES),
-    bias=-4.0,
-    threshold=0.5,
+    shortlist=overlap_only(LEXICAL_FEATURES), final=overlap_only(FEATURES), threshold=0.5
 )
 
 ARTICLES = {
@@ -131,7 +134,8 @@ def test_answer_model_round_trips_and_checks_its_features() -> None:
     default = AnswerModel.default()
     assert 0 < default.threshold < 1
     assert AnswerModel.from_dict(default.to_dict()) == default
-    broken = {**default.to_dict(), "features": ["overlap"]}
+    broken = default.to_dict()
+    broken["final"]["features"] = ["overlap"]
     with pytest.raises(ValueError, match="features"):
         AnswerModel.from_dict(broken)
 

@@ -431,12 +431,6 @@ def test_a_query_that_is_not_valid_unicode_does_not_crash_the_service(
     assert isinstance(hits, list)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="`qa serve --index IDX` without --corpus syncs IDX to ./corpus at startup and so "
-    "deletes the articles of an index built from another corpus",
-)
 def test_serving_an_index_without_naming_its_corpus_keeps_its_articles(
     built: Settings, tmp_path: Path
 ) -> None:

@@ -8,8 +8,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,24 +23,13 @@ from qa.live import (
 from qa.service import build
 from qa.store import build_lock, read_manifest
 from tests.conftest import REPO, FakeEmbedder
+from tests.support.polling import wait_for
 
 BODY = (
     "The council met on Tuesday to discuss the budget. Members argued for three hours.\n\n"
     "In the end the proposal passed by seven votes to two. The mayor welcomed the result."
 )
 LUMBRIDGE = "The Lumbridge council approved a 4.2 million pound bridge repair on Tuesday."
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> object:
-    """Poll `condition` until it returns something truthy; fail after a generous deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def write_article(folder: Path, name: str, title: str, body: str = BODY) -> Path:

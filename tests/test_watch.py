@@ -8,8 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,23 +19,12 @@ from qa.indexing import BuildReport
 from qa.live import corpus_change_filter, watch_corpus
 from qa.store import IndexReader, read_manifest
 from tests.conftest import REPO, FakeEmbedder
+from tests.support.polling import wait_for
 
 BODY = (
     "The council met on Tuesday to discuss the budget. Members argued for three hours.\n\n"
     "In the end the proposal passed by seven votes to two. The mayor welcomed the result."
 )
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> object:
-    """Poll `condition` until it returns something truthy; fail after a generous deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def indexed(index: Path) -> dict[str, str]:

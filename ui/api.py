@@ -10,82 +10,56 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from qa.retrieval import SearchMode
 from qa.service import Assistant
+from qa.types import Article, Citation, Hit
 
 MAX_QUERY_CHARS = 1_000
 
-Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+def _within_limit(text: str) -> str:
+    if len(text) > MAX_QUERY_CHARS:
+        raise ValueError(f"longer than {MAX_QUERY_CHARS} characters")
+    return text
 
 
-class SearchRequest(BaseModel):
+# Any non-blank text up to the limit; surrounding white space is dropped.
+Query = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_within_limit)
+]
+
+
+class Filters(BaseModel):
+    """Which articles a request may draw on; the fields of `Assistant.search` and `ask`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    query: Query = Field(description="what to search for", examples=["Where did they meet?"])
     k: int = Field(5, ge=1, le=100, description="number of passages")
     source: str | None = Field(None, description="only this outlet (case-insensitive)")
     published_after: dt.date | None = Field(None, description="inclusive ISO date")
     published_before: dt.date | None = Field(None, description="inclusive ISO date")
     article_ids: list[str] | None = Field(None, description="only these articles")
+
+    def options(self) -> dict[str, Any]:
+        """The filters as keyword arguments of `Assistant.search` and `Assistant.ask`."""
+        return self.model_dump(
+            include={"source", "published_after", "published_before", "article_ids"}
+        )
+
+
+class SearchRequest(Filters):
+    query: Query = Field(description="what to search for", examples=["Where did they meet?"])
     mode: SearchMode = "hybrid"
 
-    @field_validator("query")
-    @classmethod
-    def _not_too_long(cls, query: str) -> str:
-        if len(query) > MAX_QUERY_CHARS:
-            raise ValueError(f"query is longer than {MAX_QUERY_CHARS} characters")
-        return query
 
-
-class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AskRequest(Filters):
     question: Query = Field(description="the question", examples=["Where did they meet?"])
-    k: int = Field(5, ge=1, le=100, description="number of passages to read")
-    source: str | None = Field(None, description="only this outlet (case-insensitive)")
-    published_after: dt.date | None = Field(None, description="inclusive ISO date")
-    published_before: dt.date | None = Field(None, description="inclusive ISO date")
-    article_ids: list[str] | None = Field(None, description="only these articles")
-
-    @field_validator("question")
-    @classmethod
-    def _not_too_long(cls, question: str) -> str:
-        if len(question) > MAX_QUERY_CHARS:
-            raise ValueError(f"question is longer than {MAX_QUERY_CHARS} characters")
-        return question
-
-
-class HitOut(BaseModel):
-    chunk_id: int
-    article_id: str
-    title: str
-    source: str
-    url: str
-    published: str
-    text: str
-    start: int
-    end: int
-    score: float
 
 
 class SearchResponse(BaseModel):
-    hits: list[HitOut]
-
-
-class CitationOut(BaseModel):
-    article_id: str
-    title: str
-    source: str
-    url: str
-    published: str
-    sentence: str
-    start: int
-    end: int
-    span_start: int
-    span_end: int
-    score: float
+    hits: list[Hit]
 
 
 class AnswerOut(BaseModel):
@@ -94,21 +68,9 @@ class AnswerOut(BaseModel):
     text: str
     sentence: str
     score: float
-    sources_agreeing: int
-    citations: list[CitationOut]
-    related: list[HitOut]
-
-
-class ArticleOut(BaseModel):
-    article_id: str
-    title: str
-    text: str
-    source: str
-    url: str
-    published: str
-    author: str
-    path: str
-    content_hash: str
+    sources_agreeing: int = Field(description="how many articles support the answer")
+    citations: list[Citation]
+    related: list[Hit]
 
 
 def api_router(assistant: Callable[[], Assistant]) -> APIRouter:
@@ -117,30 +79,14 @@ def api_router(assistant: Callable[[], Assistant]) -> APIRouter:
 
     @router.post("/search", response_model=SearchResponse)
     def search(request: SearchRequest) -> dict[str, Any]:
-        hits = assistant().search(
-            request.query,
-            request.k,
-            source=request.source,
-            published_after=request.published_after,
-            published_before=request.published_before,
-            article_ids=request.article_ids,
-            mode=request.mode,
-        )
+        hits = assistant().search(request.query, request.k, mode=request.mode, **request.options())
         return {"hits": [hit.to_dict() for hit in hits]}
 
     @router.post("/ask", response_model=AnswerOut)
     def ask(request: AskRequest) -> dict[str, Any]:
-        answer = assistant().ask(
-            request.question,
-            request.k,
-            source=request.source,
-            published_after=request.published_after,
-            published_before=request.published_before,
-            article_ids=request.article_ids,
-        )
-        return answer.to_dict()
+        return assistant().ask(request.question, request.k, **request.options()).to_dict()
 
-    @router.get("/articles/{article_id:path}", response_model=ArticleOut)
+    @router.get("/articles/{article_id:path}", response_model=Article)
     def article(article_id: str) -> dict[str, Any]:
         found = assistant().article(article_id)
         if found is None:
