@@ -118,7 +118,7 @@ class Candidate:
 
 _CONTEXT_CHARS = 600
 # Among sentences scoring within this margin of the best, the answer more articles agree on wins.
-_AGREEMENT_MARGIN = 0.1
+_AGREEMENT_MARGIN = 0.25
 
 
 def normalize_answer(text: str) -> str:
@@ -168,9 +168,13 @@ class Answerer:
         """The most promising sentences of the top-k passages, best first, and the passages."""
         vector = self._embedder.embed_query(question)
         found, hits = self.lexical_candidates(question, vector, k, filters)
+        return self._finalized(found, vector), hits
+
+    def _finalized(self, found: list[Candidate], vector: np.ndarray) -> list[Candidate]:
+        """The shortlist, scored by the final model with sentence similarity, best first."""
         shortlist = found[: self.model.shortlist_size]
         if not shortlist:
-            return [], hits
+            return []
         similarity = self._embedder.embed_documents([c.text for c in shortlist]) @ vector
         final = []
         for candidate, sentence_dense in zip(shortlist, similarity, strict=True):
@@ -178,7 +182,7 @@ class Answerer:
             score = self.model.final.probability(features)
             final.append(replace(candidate, features=features, score=score))
         final.sort(key=lambda c: (-c.score, c.hit.article_id, c.start))
-        return final, hits
+        return final
 
     def lexical_candidates(
         self, question: str, vector: np.ndarray, k: int = 5, filters: ChunkFilter | None = None
@@ -245,40 +249,43 @@ class Answerer:
     def ask(self, question: str, k: int = 5, filters: ChunkFilter | None = None) -> Answer:
         """The answer to `question`, with citations, or `found=False` and related passages."""
         question = clean_query(question)
-        candidates, hits = self.candidates(question, k, filters)
+        vector = self._embedder.embed_query(question)
+        every, hits = self.lexical_candidates(question, vector, k, filters)
+        candidates = self._finalized(every, vector)
         if not candidates:
             return Answer(question, False, "", "", 0.0, [], hits)
         best, span = self._read(question, candidates)
         if best.score < self.model.threshold:
             return Answer(question, False, "", "", round(best.score, 4), [], hits)
         short = best.text[span.start : span.end] if span else ""
-        agreeing = self._agreeing(best, short, candidates)
+        agreeing = self._agreeing(best, short, every)
         if isinstance(self._short_reader, HeuristicReader):
-            best, short, agreeing = self._most_corroborated(best, short, agreeing, candidates)
+            best, short, agreeing = self._best_supported(question, best, candidates, every)
             span = self._locate(best.text, short)
         citations = [self._cite(best, span)]
         citations += [self._cite(other, self._locate(other.text, short)) for other in agreeing]
         return Answer(question, True, short, best.text, round(best.score, 4), citations, hits)
 
-    def _most_corroborated(
-        self,
-        best: Candidate,
-        short: str,
-        agreeing: list[Candidate],
-        candidates: list[Candidate],
+    def _best_supported(
+        self, question: str, best: Candidate, candidates: list[Candidate], every: list[Candidate]
     ) -> tuple[Candidate, str, list[Candidate]]:
-        """Among near-equal top sentences, prefer the answer that more articles report."""
-        chosen = (best, short, agreeing)
-        for rival in candidates[1:]:
-            if rival.score < best.score - _AGREEMENT_MARGIN:
+        """Among the sentences above the threshold, prefer one that holds an answer of the kind
+        asked for ("where" → a place), then, near the best score, the answer more articles
+        report, then the score.
+        """
+        typed_question = question_type(question)[0] != "other"
+        options = []
+        for rival in candidates:
+            if rival.score < self.model.threshold:
                 break
-            if rival.span is None:
-                continue
-            rival_short = rival.text[rival.span.start : rival.span.end]
-            rival_agreeing = self._agreeing(rival, rival_short, candidates)
-            if len(rival_agreeing) > len(chosen[2]):
-                chosen = (rival, rival_short, rival_agreeing)
-        return chosen
+            short = rival.text[rival.span.start : rival.span.end] if rival.span else ""
+            agreeing = self._agreeing(rival, short, every)
+            has_answer = bool(short) and (not typed_question or rival.features[5] > 0)
+            near_best = rival.score >= best.score - _AGREEMENT_MARGIN
+            support = len(agreeing) if near_best or not typed_question else 0
+            options.append(((has_answer, support, rival.score), rival, short, agreeing))
+        _, chosen, short, agreeing = max(options, key=lambda option: option[0])
+        return chosen, short, agreeing
 
     def _read(self, question: str, candidates: list[Candidate]) -> tuple[Candidate, Span | None]:
         """The sentence to answer from and its short answer, by the configured reader."""
@@ -298,13 +305,12 @@ class Answerer:
         """The best sentence of each other article that supports the same answer."""
         wanted = normalize_answer(short)
         best_stems = set(content_stems(best.text))
-        floor = max(self.model.threshold, best.score * 0.3)
         agreeing: dict[str, Candidate] = {}
-        for other in candidates:
+        for other in candidates:  # every sentence of the passages read, by shortlist score
             if other.hit.article_id == best.hit.article_id or other.hit.article_id in agreeing:
                 continue
-            if other.score < floor:
-                continue
+            if other.features[1] == 0:
+                continue  # shares no word of the question, even with its context
             same_answer = bool(wanted) and f" {wanted} " in f" {normalize_answer(other.text)} "
             other_stems = set(content_stems(other.text))
             union = best_stems | other_stems

@@ -19,6 +19,18 @@ from qa.types import Article, Citation, Hit
 MAX_QUERY_CHARS = 1_000
 
 
+def _valid_unicode(text: str) -> str:
+    # JSON may escape lone surrogates ("\ud800"), which are not text and cannot be stored.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError("not valid Unicode text") from error
+    return text
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+
 def _within_limit(text: str) -> str:
     if len(text) > MAX_QUERY_CHARS:
         raise ValueError(f"longer than {MAX_QUERY_CHARS} characters")
@@ -27,7 +39,10 @@ def _within_limit(text: str) -> str:
 
 # Any non-blank text up to the limit; surrounding white space is dropped.
 Query = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_within_limit)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1),
+    AfterValidator(_valid_unicode),
+    AfterValidator(_within_limit),
 ]
 
 
@@ -37,10 +52,10 @@ class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     k: int = Field(5, ge=1, le=100, description="number of passages")
-    source: str | None = Field(None, description="only this outlet (case-insensitive)")
+    source: Text | None = Field(None, description="only this outlet (case-insensitive)")
     published_after: dt.date | None = Field(None, description="inclusive ISO date")
     published_before: dt.date | None = Field(None, description="inclusive ISO date")
-    article_ids: list[str] | None = Field(None, description="only these articles")
+    article_ids: list[Text] | None = Field(None, description="only these articles")
 
     def options(self) -> dict[str, Any]:
         """The filters as keyword arguments of `Assistant.search` and `Assistant.ask`."""
