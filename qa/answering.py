@@ -257,11 +257,12 @@ class Answerer:
         best, span = self._read(question, candidates)
         if best.score < self.model.threshold:
             return Answer(question, False, "", "", round(best.score, 4), [], hits)
-        short = best.text[span.start : span.end] if span else ""
-        agreeing = self._agreeing(best, short, every)
         if isinstance(self._short_reader, HeuristicReader):
             best, short, agreeing = self._best_supported(question, best, candidates, every)
             span = self._locate(best.text, short)
+        else:
+            short = best.text[span.start : span.end] if span else ""
+            agreeing = self._agreeing(best, short, every)
         citations = [self._cite(best, span)]
         citations += [self._cite(other, self._locate(other.text, short)) for other in agreeing]
         return Answer(question, True, short, best.text, round(best.score, 4), citations, hits)

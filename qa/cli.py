@@ -68,18 +68,7 @@ def _index_build(args: argparse.Namespace) -> int:
 def _index_stats(args: argparse.Namespace) -> int:
     from qa.store import IndexReader
 
-    reader = IndexReader.open(_settings(args).index_dir)
-    manifest = reader.manifest
-    stats = {
-        "articles": manifest.articles,
-        "chunks": manifest.chunks,
-        "model": manifest.model,
-        "dimension": manifest.dimension,
-        "chunk_tokens": manifest.chunk_tokens,
-        "overlap_tokens": manifest.overlap_tokens,
-        "built_at": manifest.built_at,
-        "size_bytes": reader.size_on_disk(),
-    }
+    stats = IndexReader.open(_settings(args).index_dir).stats()
     if args.json:
         _print_json(stats)
     else:

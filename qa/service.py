@@ -158,19 +158,7 @@ class Assistant:
         return self._reader.sources()
 
     def stats(self) -> dict[str, Any]:
-        manifest = self._reader.manifest
-        return {
-            "articles": manifest.articles,
-            "chunks": manifest.chunks,
-            "model": manifest.model,
-            "dimension": manifest.dimension,
-            "chunk_tokens": manifest.chunk_tokens,
-            "overlap_tokens": manifest.overlap_tokens,
-            "built_at": manifest.built_at,
-            "created_at": manifest.created_at,
-            "size_bytes": self._reader.size_on_disk(),
-            "index_dir": str(self._reader.index_dir),
-        }
+        return self._reader.stats()
 
     def close(self) -> None:
         self._reader.close()

@@ -468,6 +468,22 @@ class IndexReader:
         )
         return [row["id"] for row in rows]
 
+    def stats(self) -> dict[str, Any]:
+        """Counts, model, chunk settings, build times and size: what `qa index stats` shows."""
+        manifest = self.manifest
+        return {
+            "articles": manifest.articles,
+            "chunks": manifest.chunks,
+            "model": manifest.model,
+            "dimension": manifest.dimension,
+            "chunk_tokens": manifest.chunk_tokens,
+            "overlap_tokens": manifest.overlap_tokens,
+            "built_at": manifest.built_at,
+            "created_at": manifest.created_at,
+            "size_bytes": self.size_on_disk(),
+            "index_dir": str(self.index_dir),
+        }
+
     def size_on_disk(self) -> int:
         generation = self.index_dir / self.manifest.generation
         return sum(path.stat().st_size for path in generation.iterdir() if path.is_file())
