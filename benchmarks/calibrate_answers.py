@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from benchmarks.squad_common import Question, load_squad, questions, write_corpus
-from qa.answering import FEATURES, Answerer, AnswerModel, Logistic
+from qa.answering import Answerer, AnswerModel, Logistic
 from qa.config import Settings
 from qa.service import Assistant, build, make_embedder
 from qa.store import ChunkFilter
@@ -59,21 +59,15 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.nda
 
 
 def collect(
-    answerer: Answerer, asked: list[Question], all_ids: list[str], k: int, *, lexical: bool = False
+    answerer: Answerer, asked: list[Question], all_ids: list[str], k: int
 ) -> list[tuple[Question, bool, list]]:
-    """Candidates of each question with its article present (True) and absent (False).
-
-    With `lexical`, every sentence with its cheap features (what the shortlist scorer sees).
-    """
+    """Candidates of each question with its article present (True) and absent (False)."""
     rows = []
     for question in asked:
         others = ChunkFilter(article_ids=tuple(a for a in all_ids if a != question.article_id))
+        vector = answerer._embedder.embed_query(question.question)
         for present, filters in ((True, None), (False, others)):
-            if lexical:
-                vector = answerer._embedder.embed_query(question.question)
-                found, _ = answerer.lexical_candidates(question.question, vector, k, filters)
-            else:
-                found, _ = answerer.candidates(question.question, k, filters)
+            found, _ = answerer.candidates(question.question, k, filters, vector)
             rows.append((question, present, found))
     return rows
 
@@ -90,10 +84,10 @@ def evaluate(model: AnswerModel, rows, threshold: float) -> dict[str, float]:
     unanswerable = [cs for _, present, cs in rows if not present]
 
     def best(cs):
-        return max(cs, key=lambda c: model.final.probability(c.features)) if cs else None
+        return max(cs, key=lambda c: model.scorer.probability(c.features)) if cs else None
 
     def kept(cs) -> bool:
-        return bool(cs) and model.final.probability(best(cs).features) >= threshold
+        return bool(cs) and model.scorer.probability(best(cs).features) >= threshold
 
     hit = sum(1 for q, cs in answerable if cs and is_correct(q, best(cs)))
     lost = sum(1 for _, cs in answerable if not kept(cs))
@@ -139,17 +133,10 @@ def main() -> None:
     train = rng.sample(train, min(args.limit, len(train)))
     test = rng.sample(test, min(args.limit, len(test)))
 
-    # Stage 1, the shortlist scorer: cheap features of every candidate sentence.
-    unfitted = Logistic((0.0,) * len(FEATURES), 0.0)
-    rows = collect(answerer, train, all_ids, args.k, lexical=True)
-    lexical = np.array([c.features for _, _, cs in rows for c in cs])
-    shortlist = _fitted(lexical, _labels(rows))
-
-    # Stage 2, the final scorer: every feature, on the sentences stage 1 shortlists.
-    answerer.model = AnswerModel(shortlist, unfitted, 0.5)
+    # The candidates' features do not depend on the model; only their order does.
     rows = collect(answerer, train, all_ids, args.k)
     features = np.array([c.features for _, _, cs in rows for c in cs], dtype=float)
-    model = AnswerModel(shortlist, _fitted(features, _labels(rows)), 0.5)
+    model = AnswerModel(_fitted(features, _labels(rows)), 0.5)
 
     # The threshold that balances answerable questions kept against unanswerable declined.
     best_threshold, best_value = 0.5, -1.0
@@ -163,10 +150,8 @@ def main() -> None:
     held = evaluate(model, collect(answerer, test, all_ids, args.k), best_threshold)
     trained = evaluate(model, rows, best_threshold)
     model = AnswerModel(
-        model.shortlist,
-        model.final,
+        model.scorer,
         round(best_threshold, 4),
-        model.shortlist_size,
         {
             "date": dt.date.today().isoformat(),
             "command": "python benchmarks/calibrate_answers.py " + " ".join(sys.argv[1:]),

@@ -53,13 +53,19 @@ def f1_score(prediction: str, gold: str) -> float:
 
 def answer_figures(assistant: Assistant, asked: list) -> None:
     """Ask every question; print sentence hit@1, EM/F1 of the short answer and latency."""
-    hit = exact = found = 0
+    hit = exact = found = top_scored = 0
     f1 = 0.0
     latency = []
     for question in asked:
         began = time.perf_counter()
         answer = assistant.ask(question.question, k=5)
         latency.append((time.perf_counter() - began) * 1000)
+        # The best-scored sentence, before the no-answer threshold and the answer-kind preference.
+        candidates, _ = assistant._answerer.candidates(question.question, k=5)
+        top_scored += bool(candidates) and (
+            candidates[0].hit.article_id == question.article_id
+            and any(gold in candidates[0].text for gold in question.answers)
+        )
         if not answer.found:
             continue
         found += 1
@@ -74,7 +80,9 @@ def answer_figures(assistant: Assistant, asked: list) -> None:
     print(
         f"\nanswers (heuristic reader, k=5): sentence hit@1 {100 * hit / n:.1f}%, "
         f"EM {100 * exact / n:.1f}, F1 {100 * f1 / n:.1f}, answered {100 * found / n:.1f}% "
-        f"(declined answers count as misses)"
+        f"(declined answers count as misses); of the answers given, "
+        f"{100 * hit / max(1, found):.1f}% have a supporting sentence holding a gold answer; "
+        f"best-scored sentence before the threshold: hit@1 {100 * top_scored / n:.1f}%"
     )
     print(
         f"ask latency: p50 {statistics.median(latency):.1f} ms, "

@@ -2,8 +2,9 @@
 
 Candidate sentences come from the retrieved passages; each is scored by a small logistic model
 over evidence features (weights fitted on SQuAD by benchmarks/calibrate_answers.py and shipped
-in qa/answer_model.json); a reader picks the short answer; other articles whose top sentences
-carry the same short answer, or say the same thing, are cited as agreeing sources.
+in qa/answer_model.json), among them the similarity of the question to the sentence's vector,
+stored in the index at build time; a reader picks the short answer; other articles whose top
+sentences carry the same short answer, or say the same thing, are cited as agreeing sources.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import re
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -26,8 +27,8 @@ from qa.store import ChunkFilter, IndexReader
 from qa.terms import content_stems, stem, words
 from qa.types import Answer, Citation, Hit
 
-# Cheap evidence, computed for every sentence of the retrieved passages.
-LEXICAL_FEATURES = (
+# The evidence computed for every sentence of the retrieved passages.
+FEATURES = (
     "overlap",  # IDF-weighted share of the question's words that the sentence contains
     "context_overlap",  # the same for the sentence with the two before it
     "passage_overlap",  # the same for the whole retrieved passage
@@ -36,9 +37,14 @@ LEXICAL_FEATURES = (
     "typed",  # the sentence holds a span of the kind the question asks for
     "span",  # the heuristic reader's confidence in its best span there
     "log_length",  # log of the sentence's word count
+    "sentence_dense",  # cosine of the question and the sentence vectors
+    "overlap_gap",  # overlap minus the best overlap among the candidates (≤ 0)
+    "sentence_dense_gap",  # the same for sentence_dense
+    "lexical_rank",  # 1 / the passage's place in the BM25 ranking (0 when not in it)
+    "sentence_rank",  # 1 / its place in the ranking by best sentence vector (0 when not in it)
 )
-# The shortlist of best sentences also gets this, which costs one embedding per sentence.
-FEATURES = (*LEXICAL_FEATURES, "sentence_dense")  # cosine of question and sentence embeddings
+_TYPED = FEATURES.index("typed")
+_CONTEXT_OVERLAP = FEATURES.index("context_overlap")
 
 
 @dataclass(frozen=True)
@@ -53,16 +59,10 @@ class Logistic:
 
 @dataclass(frozen=True)
 class AnswerModel:
-    """Two logistic scorers and the score below which the answer is withheld.
+    """The sentence scorer over FEATURES and the score below which the answer is withheld."""
 
-    `shortlist` over LEXICAL_FEATURES picks the `shortlist_size` most promising sentences;
-    `final` over FEATURES scores them; `threshold` applies to the final score.
-    """
-
-    shortlist: Logistic
-    final: Logistic
+    scorer: Logistic
     threshold: float
-    shortlist_size: int = 10
     calibration: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -72,32 +72,22 @@ class AnswerModel:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnswerModel:
-        shortlist, final = data["shortlist"], data["final"]
-        if tuple(shortlist["features"]) != LEXICAL_FEATURES or tuple(final["features"]) != (
-            FEATURES
-        ):
+        scorer = data["scorer"]
+        if tuple(scorer["features"]) != FEATURES:
             raise ValueError(f"answer model features do not match {list(FEATURES)}")
         return cls(
-            shortlist=Logistic(tuple(map(float, shortlist["weights"])), float(shortlist["bias"])),
-            final=Logistic(tuple(map(float, final["weights"])), float(final["bias"])),
+            scorer=Logistic(tuple(map(float, scorer["weights"])), float(scorer["bias"])),
             threshold=float(data["threshold"]),
-            shortlist_size=int(data["shortlist_size"]),
             calibration=dict(data.get("calibration", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "shortlist": {
-                "features": list(LEXICAL_FEATURES),
-                "weights": [round(w, 5) for w in self.shortlist.weights],
-                "bias": round(self.shortlist.bias, 5),
-            },
-            "final": {
+            "scorer": {
                 "features": list(FEATURES),
-                "weights": [round(w, 5) for w in self.final.weights],
-                "bias": round(self.final.bias, 5),
+                "weights": [round(w, 5) for w in self.scorer.weights],
+                "bias": round(self.scorer.bias, 5),
             },
-            "shortlist_size": self.shortlist_size,
             "threshold": self.threshold,
             "calibration": self.calibration,
         }
@@ -163,31 +153,17 @@ class Answerer:
         self._passages_to_read = passages_to_read
 
     def candidates(
-        self, question: str, k: int = 5, filters: ChunkFilter | None = None
+        self,
+        question: str,
+        k: int = 5,
+        filters: ChunkFilter | None = None,
+        vector: np.ndarray | None = None,
     ) -> tuple[list[Candidate], list[Hit]]:
-        """The most promising sentences of the top-k passages, best first, and the passages."""
-        vector = self._embedder.embed_query(question)
-        found, hits = self.lexical_candidates(question, vector, k, filters)
-        return self._finalized(found, vector), hits
-
-    def _finalized(self, found: list[Candidate], vector: np.ndarray) -> list[Candidate]:
-        """The shortlist, scored by the final model with sentence similarity, best first."""
-        shortlist = found[: self.model.shortlist_size]
-        if not shortlist:
-            return []
-        similarity = self._embedder.embed_documents([c.text for c in shortlist]) @ vector
-        final = []
-        for candidate, sentence_dense in zip(shortlist, similarity, strict=True):
-            features = (*candidate.features, float(sentence_dense))
-            score = self.model.final.probability(features)
-            final.append(replace(candidate, features=features, score=score))
-        final.sort(key=lambda c: (-c.score, c.hit.article_id, c.start))
-        return final
-
-    def lexical_candidates(
-        self, question: str, vector: np.ndarray, k: int = 5, filters: ChunkFilter | None = None
-    ) -> tuple[list[Candidate], list[Hit]]:
-        """Every sentence of the top-k passages with its cheap features, by shortlist score."""
+        """Every sentence of the top-k passages with its features and score, best first, and
+        the passages.
+        """
+        if vector is None:
+            vector = self._embedder.embed_query(question)
         hits = self._retriever.search(question, k, filters=filters, query_vector=vector)
         if not hits:
             return [], []
@@ -205,7 +181,7 @@ class Answerer:
         kind = question_type(question)[1][0]
 
         seen: set[tuple[str, int]] = set()
-        found: list[Candidate] = []
+        rows: list[tuple[Hit, int, int, str, list[float], Span | None]] = []
         for rank, (hit, similarity) in enumerate(zip(hits, dense, strict=True), start=1):
             passage_stems = {stem(w.group()) for w in words(hit.text)}
             passage_overlap = sum(v for s, v in idf.items() if s in passage_stems) / total_idf
@@ -225,7 +201,7 @@ class Answerer:
                 context_overlap = sum(v for s, v in idf.items() if s in context_stems) / total_idf
                 span = self._heuristic.read(question, [text])[0]
                 typed = span is not None and is_kind(text, span, kind)
-                features = (
+                features = [
                     overlap,
                     context_overlap,
                     passage_overlap,
@@ -234,9 +210,29 @@ class Answerer:
                     1.0 if typed else 0.0,
                     span.score if span else 0.0,
                     math.log(1 + len(sentence_words)),
-                )
-                score = self.model.shortlist.probability(features)
-                found.append(Candidate(hit, start, end, text, features, span, score))
+                ]
+                rows.append((hit, start, end, text, features, span))
+        if not rows:
+            return [], hits
+        sentence_dense = (
+            self._reader.sentence_vectors_for([(r[0].article_id, r[1]) for r in rows]) @ vector
+        )
+        best_overlap = max(r[4][0] for r in rows)
+        best_dense = float(sentence_dense.max())
+        found = []
+        for (hit, start, end, text, features, span), similarity in zip(
+            rows, sentence_dense, strict=True
+        ):
+            full = (
+                *features,
+                float(similarity),
+                features[0] - best_overlap,
+                float(similarity) - best_dense,
+                1.0 / (hit.rank_in("lexical") or math.inf),
+                1.0 / (hit.rank_in("sentence") or math.inf),
+            )
+            score = self.model.scorer.probability(full)
+            found.append(Candidate(hit, start, end, text, full, span, score))
         found.sort(key=lambda c: (-c.score, c.hit.article_id, c.start))
         return found, hits
 
@@ -249,30 +245,28 @@ class Answerer:
     def ask(self, question: str, k: int = 5, filters: ChunkFilter | None = None) -> Answer:
         """The answer to `question`, with citations, or `found=False` and related passages."""
         question = clean_query(question)
-        vector = self._embedder.embed_query(question)
-        every, hits = self.lexical_candidates(question, vector, k, filters)
-        candidates = self._finalized(every, vector)
+        candidates, hits = self.candidates(question, k, filters)
         if not candidates:
             return Answer(question, False, "", "", 0.0, [], hits)
         best, span = self._read(question, candidates)
         if best.score < self.model.threshold:
             return Answer(question, False, "", "", round(best.score, 4), [], hits)
         if isinstance(self._short_reader, HeuristicReader):
-            best, short, agreeing = self._best_supported(question, best, candidates, every)
+            best, short, agreeing = self._best_supported(question, candidates)
             span = self._locate(best.text, short)
         else:
             short = best.text[span.start : span.end] if span else ""
-            agreeing = self._agreeing(best, short, every)
+            agreeing = self._agreeing(best, short, candidates)
         citations = [self._cite(best, span)]
         citations += [self._cite(other, self._locate(other.text, short)) for other in agreeing]
         return Answer(question, True, short, best.text, round(best.score, 4), citations, hits)
 
     def _best_supported(
-        self, question: str, best: Candidate, candidates: list[Candidate], every: list[Candidate]
+        self, question: str, candidates: list[Candidate]
     ) -> tuple[Candidate, str, list[Candidate]]:
         """Among the sentences above the threshold, prefer one that holds an answer of the kind
-        asked for ("where" → a place), then, near the best score, the answer more articles
-        report, then the score.
+        asked for ("where" → a place), then, within a margin of the best such sentence's score,
+        the answer more articles report, then the score.
         """
         typed_question = question_type(question)[0] != "other"
         options = []
@@ -280,12 +274,17 @@ class Answerer:
             if rival.score < self.model.threshold:
                 break
             short = rival.text[rival.span.start : rival.span.end] if rival.span else ""
-            agreeing = self._agreeing(rival, short, every)
-            has_answer = bool(short) and (not typed_question or rival.features[5] > 0)
-            near_best = rival.score >= best.score - _AGREEMENT_MARGIN
+            has_answer = bool(short) and (not typed_question or rival.features[_TYPED] > 0)
+            options.append((has_answer, rival, short))
+        # Candidates are best first, so the first option of each kind is its best score.
+        top_score = {has: next(o[1].score for o in options if o[0] == has) for has, _, _ in options}
+        ranked = []
+        for has_answer, rival, short in options:
+            agreeing = self._agreeing(rival, short, candidates)
+            near_best = rival.score >= top_score[has_answer] - _AGREEMENT_MARGIN
             support = len(agreeing) if near_best or not typed_question else 0
-            options.append(((has_answer, support, rival.score), rival, short, agreeing))
-        _, chosen, short, agreeing = max(options, key=lambda option: option[0])
+            ranked.append(((has_answer, support, rival.score), rival, short, agreeing))
+        _, chosen, short, agreeing = max(ranked, key=lambda option: option[0])
         return chosen, short, agreeing
 
     def _read(self, question: str, candidates: list[Candidate]) -> tuple[Candidate, Span | None]:
@@ -307,10 +306,10 @@ class Answerer:
         wanted = normalize_answer(short)
         best_stems = set(content_stems(best.text))
         agreeing: dict[str, Candidate] = {}
-        for other in candidates:  # every sentence of the passages read, by shortlist score
+        for other in candidates:  # every sentence of the passages read, best first
             if other.hit.article_id == best.hit.article_id or other.hit.article_id in agreeing:
                 continue
-            if other.features[1] == 0:
+            if other.features[_CONTEXT_OVERLAP] == 0:
                 continue  # shares no word of the question, even with its context
             same_answer = bool(wanted) and f" {wanted} " in f" {normalize_answer(other.text)} "
             other_stems = set(content_stems(other.text))

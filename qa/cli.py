@@ -30,6 +30,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = replace(settings, embedding_model=os.environ["QA_MODEL"])
     if getattr(args, "model", None):
         settings = replace(settings, embedding_model=args.model)
+    if os.environ.get("QA_QUERY_RUNTIME"):
+        settings = replace(settings, query_runtime=os.environ["QA_QUERY_RUNTIME"])
     if getattr(args, "index", None):
         settings = replace(settings, index_dir=Path(args.index))
     if getattr(args, "reader", None):

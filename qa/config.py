@@ -15,5 +15,6 @@ class Settings:
     overlap_tokens: int = 32
     max_file_bytes: int = 5_000_000
     embed_batch_size: int = 32
+    query_runtime: str = "onnx"  # "onnx" (fast single queries) or "torch"
     reader: str = "heuristic"  # short-answer reader: "heuristic" or "transformers"
     reader_model: str = ""  # for "transformers": a Hugging Face QA model name or local path

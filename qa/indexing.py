@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,27 +166,45 @@ def _build(
         report.seconds = time.perf_counter() - began
         return report
 
-    chunked: list[tuple[Article, list[Chunk]]] = [(a, chunker.split(a)) for a in to_embed]
-    texts = [chunk.text for _, chunks in chunked for chunk in chunks]
+    chunked: list[tuple[Article, list[Chunk], list[tuple[int, int]]]] = [
+        (a, chunker.split(a), split_sentences(a.text)) for a in to_embed
+    ]
+    texts: list[str] = []
+    spans: list[list[tuple[int, int]]] = []  # sentences overlapping each chunk, article offsets
+    for _, chunks, sentences in chunked:
+        for chunk in chunks:
+            texts.append(chunk.text)
+            spans.append(sentences_overlapping(sentences, chunk.start, chunk.end))
     base = None if report.full_reason else manifest
     # Deleting needs no model: only load it when there is something to embed or no base.
     dimension = base.dimension if base and not texts else embedder.dimension
-    vectors = embedder.embed_documents(texts, progress=progress) if texts else None
+    vectors, sentence_vectors = None, []
+    if texts:
+        # Each sentence's vector is pooled from its chunk's encoding: no second model run.
+        in_chunk = [
+            [(max(s, c.start) - c.start, min(e, c.end) - c.start) for s, e in chunk_spans]
+            for c, chunk_spans in zip(
+                (c for _, chunks, _ in chunked for c in chunks), spans, strict=True
+            )
+        ]
+        vectors, sentence_vectors = embedder.embed_passages(texts, in_chunk, progress=progress)
     report.chunks_embedded = len(texts)
 
     writer = GenerationWriter(index_dir, base=base, dimension=dimension)
     try:
         report.chunks_removed = writer.remove_articles(report.removed + report.updated)
         offset = 0
-        for article, chunks in chunked:
+        for article, chunks, sentences in chunked:
             assert vectors is not None
+            end = offset + len(chunks)
             writer.add_article(
                 article,
                 chunks,
-                vectors[offset : offset + len(chunks)],
-                split_sentences(article.text),
+                vectors[offset:end],
+                sentences,
+                list(zip(spans[offset:end], sentence_vectors[offset:end], strict=True)),
             )
-            offset += len(chunks)
+            offset = end
         report.seconds = time.perf_counter() - began
         committed = writer.commit(
             model=embedder.model_id,
@@ -198,6 +217,19 @@ def _build(
         raise
     report.articles, report.chunks = committed.articles, committed.chunks
     return report
+
+
+def sentences_overlapping(
+    sentences: Sequence[tuple[int, int]], start: int, end: int
+) -> list[tuple[int, int]]:
+    """The (start, end) sentences, sorted by start, that share characters with [start, end)."""
+    first = bisect.bisect_right([e for _, e in sentences], start)
+    found = []
+    for sentence_start, sentence_end in sentences[first:]:
+        if sentence_start >= end:
+            break
+        found.append((sentence_start, sentence_end))
+    return found
 
 
 def _build_record(report: BuildReport) -> dict[str, Any]:

@@ -1,10 +1,15 @@
-"""Finding the passages relevant to a query: BM25 and dense rankings fused by reciprocal rank."""
+"""Finding the passages relevant to a query: BM25 and dense rankings fused by reciprocal rank.
+
+The dense side ranks passages two ways: by the passage's own vector, and by the vector of its
+sentence closest to the query. The second is much the stronger on questions (a question usually
+paraphrases one sentence): on SQuAD, recall@1 74.7% against 66.3% (benchmarks/squad_open.py).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -20,13 +25,24 @@ SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """Reciprocal rank fusion: score = Σ weight / (rrf_k + rank), over `depth` hits per ranking."""
+    """Reciprocal rank fusion: score = Σ weight / (rrf_k + rank), over `depth` hits per ranking.
+
+    A ranking with weight 0 is not computed. "dense" mode fuses the two dense rankings only.
+    """
 
     # Tuned on SQuAD questions (benchmarks/squad_open.py): BM25 is the stronger ranking there.
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.5
+    dense_weight: float = 0.0  # passage vectors
+    sentence_weight: float = 1.0  # best sentence vector of each passage
+    lexical_weight: float = 1.25
     rrf_k: int = 5
     depth: int = 50
+
+    def __post_init__(self) -> None:
+        weights = (self.dense_weight, self.sentence_weight, self.lexical_weight)
+        if min(weights) < 0 or self.dense_weight + self.sentence_weight <= 0:
+            raise ValueError("fusion weights must be >= 0, with a dense or sentence weight > 0")
+        if self.rrf_k < 0 or self.depth < 1:
+            raise ValueError("rrf_k must be >= 0 and depth >= 1")
 
 
 def lexical_query(text: str) -> str:
@@ -74,6 +90,16 @@ def _without_overlaps(hits: list[Hit]) -> list[Hit]:
     return kept
 
 
+def _with_ranks(hit: Hit, named: dict[str, tuple[float, list[tuple[int, float]]]]) -> Hit:
+    ranks = {}
+    for name, (_, ranking) in named.items():
+        places = (i for i, (chunk_id, _) in enumerate(ranking, 1) if chunk_id == hit.chunk_id)
+        place = next(places, 0)
+        if place:
+            ranks[name] = place
+    return replace(hit, ranks=ranks)
+
+
 class Retriever:
     """Hybrid retrieval over one index: FTS5 BM25 and FAISS, fused by reciprocal rank."""
 
@@ -114,18 +140,22 @@ class Retriever:
         # deeper still while overlaps leave fewer than k hits and the rankings can go on.
         depth = max(self.fusion.depth, 2 * k) if mode == "hybrid" else 2 * k + 4
         while True:
-            rankings: list[tuple[float, list[tuple[int, float]]]] = []
-            if vector is not None:
+            named: dict[str, tuple[float, list[tuple[int, float]]]] = {}
+            if vector is not None and self.fusion.dense_weight > 0:
                 dense = self._reader.search_vectors(vector, depth, allowed)
-                rankings.append((self.fusion.dense_weight, dense))
+                named["dense"] = (self.fusion.dense_weight, dense)
+            if vector is not None and self.fusion.sentence_weight > 0:
+                by_sentence = self._reader.search_sentences(vector, depth, allowed)
+                named["sentence"] = (self.fusion.sentence_weight, by_sentence)
             if mode in ("hybrid", "lexical"):
                 lexical = self._reader.lexical_search(lexical_query(query), depth, filters)
-                rankings.append((self.fusion.lexical_weight, lexical))
-            scored = rankings[0][1] if mode != "hybrid" else self._fuse(rankings)
+                named["lexical"] = (self.fusion.lexical_weight, lexical)
+            rankings = list(named.values())
+            scored = rankings[0][1] if len(rankings) == 1 else self._fuse(rankings)
             hits = _without_overlaps(self._reader.hits(scored))
             exhausted = all(len(ranking) < depth for _, ranking in rankings)
             if len(hits) >= k or exhausted:
-                return hits[:k]
+                return [_with_ranks(hit, named) for hit in hits[:k]]
             depth *= 2
 
     def _fuse(

@@ -20,7 +20,9 @@ from qa.types import Answer, Article, Hit, Skipped
 
 def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(
-        settings.embedding_model, batch_size=settings.embed_batch_size
+        settings.embedding_model,
+        batch_size=settings.embed_batch_size,
+        query_runtime=settings.query_runtime,
     )
 
 

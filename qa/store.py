@@ -32,10 +32,11 @@ import numpy as np
 
 from qa.types import Article, Chunk, Hit
 
-FORMAT_VERSION = 2  # 2: full-text table, sentences
+FORMAT_VERSION = 3  # 2: full-text table, sentences; 3: sentence vectors
 MANIFEST = "manifest.json"
 DATABASE = "qa.sqlite3"
 VECTORS = "vectors.faiss"
+SENTENCE_VECTORS = "sentences.faiss"
 BUILD_LOCK = ".build.lock"
 _KEEP_PREVIOUS_GENERATIONS = 1  # a server may still be reading the one before
 
@@ -73,6 +74,17 @@ CREATE TABLE IF NOT EXISTS sentences (
     "end" INTEGER NOT NULL,
     PRIMARY KEY (article, start)
 ) WITHOUT ROWID;
+-- Each sentence as encoded inside each chunk holding some of it; id = its id in sentences.faiss.
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,  -- the sentence's own offsets in the article
+    "end" INTEGER NOT NULL,
+    covered INTEGER NOT NULL  -- how many of its characters lie inside the chunk
+);
+CREATE INDEX IF NOT EXISTS sentence_vectors_chunk ON sentence_vectors(chunk);
+CREATE INDEX IF NOT EXISTS sentence_vectors_sentence ON sentence_vectors(article, start);
 -- Per-term document frequencies of the full-text table (IDF for sentence scoring).
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
@@ -140,6 +152,7 @@ class Manifest:
     chunks: int
     built_at: str
     created_at: str
+    sentence_vectors: int = 0
     format_version: int = FORMAT_VERSION
     last_build: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -159,7 +172,11 @@ class Manifest:
                 "chunk_tokens": self.chunk_tokens,
                 "overlap_tokens": self.overlap_tokens,
             },
-            "counts": {"articles": self.articles, "chunks": self.chunks},
+            "counts": {
+                "articles": self.articles,
+                "chunks": self.chunks,
+                "sentence_vectors": self.sentence_vectors,
+            },
             "created_at": self.created_at,
             "built_at": self.built_at,
             "last_build": self.last_build,
@@ -177,6 +194,7 @@ class Manifest:
             overlap_tokens=int(data["chunking"]["overlap_tokens"]),
             articles=int(data["counts"]["articles"]),
             chunks=int(data["counts"]["chunks"]),
+            sentence_vectors=int(data["counts"].get("sentence_vectors", 0)),
             created_at=str(data["created_at"]),
             built_at=str(data["built_at"]),
             last_build=dict(data.get("last_build", {})),
@@ -290,11 +308,18 @@ class IndexReader:
     """
 
     def __init__(
-        self, index_dir: Path, manifest: Manifest, vectors: faiss.Index, db: sqlite3.Connection
+        self,
+        index_dir: Path,
+        manifest: Manifest,
+        vectors: faiss.Index,
+        sentence_vectors: faiss.Index,
+        db: sqlite3.Connection,
     ):
         self.index_dir = index_dir
         self.manifest = manifest
         self._vectors = vectors
+        self._sentence_vectors = sentence_vectors
+        self._sentence_chunks: tuple[np.ndarray, np.ndarray] | None = None
         self._db = db
         self._lock = threading.Lock()
 
@@ -310,27 +335,31 @@ class IndexReader:
         generation = index_dir / manifest.generation
         try:
             vectors = faiss.read_index(str(generation / VECTORS))
+            sentence_vectors = faiss.read_index(str(generation / SENTENCE_VECTORS))
             db = _connect(generation / DATABASE, read_only=True)
             (articles,) = db.execute("SELECT count(*) FROM articles").fetchone()
             (chunks,) = db.execute("SELECT count(*) FROM chunks").fetchone()
             (lexical,) = db.execute("SELECT count(*) FROM chunks_fts").fetchone()
+            (sentences,) = db.execute("SELECT count(*) FROM sentence_vectors").fetchone()
         except (RuntimeError, sqlite3.Error) as error:
             raise IndexUnusable(
                 f"index in {index_dir} is damaged ({error}); rebuild it with "
                 "`qa index build --full`"
             ) from error
-        expected = (manifest.articles, manifest.chunks, manifest.chunks, manifest.chunks)
-        if (articles, chunks, vectors.ntotal, lexical) != expected or vectors.d != (
-            manifest.dimension
-        ):
+        m = manifest
+        sentence_count = m.sentence_vectors
+        expected = (m.articles, m.chunks, m.chunks, m.chunks, sentence_count, sentence_count)
+        found = (articles, chunks, vectors.ntotal, lexical, sentences, sentence_vectors.ntotal)
+        if found != expected or {vectors.d, sentence_vectors.d} != {m.dimension}:
             raise IndexUnusable(
-                f"index in {index_dir} is inconsistent: manifest says {manifest.articles} "
-                f"articles, {manifest.chunks} chunks of dimension {manifest.dimension}; found "
-                f"{articles} articles, {chunks} chunks, {lexical} full-text rows, "
-                f"{vectors.ntotal} vectors of dimension {vectors.d}; rebuild it with "
-                "`qa index build --full`"
+                f"index in {index_dir} is inconsistent: manifest says {m.articles} articles, "
+                f"{m.chunks} chunks and {m.sentence_vectors} sentence vectors of dimension "
+                f"{m.dimension}; found {articles} articles, {chunks} chunks, {lexical} "
+                f"full-text rows, {vectors.ntotal} vectors of dimension {vectors.d}, "
+                f"{sentences} sentence rows and {sentence_vectors.ntotal} sentence vectors of "
+                f"dimension {sentence_vectors.d}; rebuild it with `qa index build --full`"
             )
-        return cls(index_dir, manifest, vectors, db)
+        return cls(index_dir, manifest, vectors, sentence_vectors, db)
 
     def close(self) -> None:
         with self._lock:
@@ -352,6 +381,86 @@ class IndexReader:
             query.reshape(1, -1).astype(np.float32), min(k, self._vectors.ntotal), params=params
         )
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def search_sentences(
+        self, query: np.ndarray, k: int, allowed_chunk_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Chunks ranked by their sentence most similar to `query`: (chunk id, cosine), best
+        first, `k` at most; with `allowed_chunk_ids`, only among those chunks.
+        """
+        total = self._sentence_vectors.ntotal
+        if k <= 0 or total == 0:
+            return []
+        params = None
+        if allowed_chunk_ids is not None:
+            allowed = self._sentence_ids_of(allowed_chunk_ids)
+            if not allowed:
+                return []
+            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters(sel=selector)
+        ranked: list[tuple[int, float]] = []
+        depth = 4 * k  # a chunk has several sentences: look deeper than k
+        while True:
+            scores, ids = self._sentence_vectors.search(
+                query.reshape(1, -1).astype(np.float32), min(depth, total), params=params
+            )
+            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            chunk_of = self._chunks_of_sentences([i for i, _ in pairs])
+            ranked, seen = [], set()
+            for sentence_id, score in pairs:
+                chunk_id = chunk_of[sentence_id]
+                if chunk_id not in seen:
+                    seen.add(chunk_id)
+                    ranked.append((chunk_id, score))
+            if len(ranked) >= k or len(pairs) < min(depth, total) or depth >= total:
+                return ranked[:k]
+            depth *= 2
+
+    def _sentence_ids_of(self, chunk_ids: Sequence[int]) -> list[int]:
+        found: list[int] = []
+        for begin in range(0, len(chunk_ids), 500):
+            batch = list(chunk_ids[begin : begin + 500])
+            rows = self.query(
+                f"SELECT id FROM sentence_vectors WHERE chunk IN ({','.join('?' * len(batch))})",
+                batch,
+            )
+            found.extend(row[0] for row in rows)
+        return found
+
+    def _chunks_of_sentences(self, sentence_ids: Sequence[int]) -> dict[int, int]:
+        # Held in memory (16 bytes a sentence): a query per search cost more than the search.
+        if self._sentence_chunks is None:
+            rows = self.query("SELECT id, chunk FROM sentence_vectors ORDER BY id")
+            pairs = np.asarray([tuple(row) for row in rows], dtype=np.int64).reshape(-1, 2)
+            self._sentence_chunks = (pairs[:, 0].copy(), pairs[:, 1].copy())
+        ids, chunks = self._sentence_chunks
+        wanted = np.asarray(sentence_ids, dtype=np.int64)
+        places = np.searchsorted(ids, wanted)
+        return {int(i): int(chunks[p]) for i, p in zip(wanted, places, strict=True)}
+
+    def sentence_vectors_for(self, sentences: Sequence[tuple[str, int]]) -> np.ndarray:
+        """For (article_id, sentence start) pairs: the sentence's vector from the chunk that
+        holds most of it (a zero row for a sentence without one).
+        """
+        rows = np.zeros((len(sentences), self._sentence_vectors.d), dtype=np.float32)
+        if not sentences:
+            return rows
+        wanted = sorted(set(sentences))
+        best: dict[tuple[str, int], int] = {}
+        for begin in range(0, len(wanted), 400):
+            batch = wanted[begin : begin + 400]
+            condition = " OR ".join(["(a.article_id = ? AND v.start = ?)"] * len(batch))
+            found = self.query(
+                f"""SELECT a.article_id, v.start, v.id FROM sentence_vectors v
+                    JOIN articles a ON a.id = v.article WHERE {condition}
+                    ORDER BY v.covered, v.id DESC""",
+                [value for pair in batch for value in pair],
+            )
+            best.update({(row[0], row[1]): row[2] for row in found})  # the last row wins
+        for position, key in enumerate(sentences):
+            if key in best:
+                rows[position] = self._sentence_vectors.reconstruct(int(best[key]))
+        return rows
 
     def filtered_chunk_ids(self, filters: ChunkFilter) -> list[int]:
         """Ids of the chunks whose article passes `filters`."""
@@ -474,6 +583,7 @@ class IndexReader:
         return {
             "articles": manifest.articles,
             "chunks": manifest.chunks,
+            "sentence_vectors": manifest.sentence_vectors,
             "model": manifest.model,
             "dimension": manifest.dimension,
             "chunk_tokens": manifest.chunk_tokens,
@@ -510,11 +620,15 @@ class GenerationWriter:
             source.backup(self._db)
             source.close()
             self._vectors = faiss.read_index(str(self.index_dir / base.generation / VECTORS))
+            self._sentence_vectors = faiss.read_index(
+                str(self.index_dir / base.generation / SENTENCE_VECTORS)
+            )
         else:
             self._db = _connect(db_path, read_only=False)
             self._vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+            self._sentence_vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self._db.executescript(_SCHEMA)
-        if self._vectors.d != dimension:
+        if {self._vectors.d, self._sentence_vectors.d} != {dimension}:
             raise IndexUnusable(
                 f"index has dimension {self._vectors.d}, the embedder {dimension}; "
                 "rebuild it with `qa index build --full`"
@@ -542,6 +656,15 @@ class GenerationWriter:
             ]
             if chunk_ids:
                 self._vectors.remove_ids(np.asarray(chunk_ids, dtype=np.int64))
+                sentence_ids = [
+                    row[0]
+                    for row in self._db.execute(
+                        f"""SELECT v.id FROM sentence_vectors v JOIN articles a
+                            ON a.id = v.article WHERE a.article_id IN ({marks})""",
+                        batch,
+                    )
+                ]
+                self._sentence_vectors.remove_ids(np.asarray(sentence_ids, dtype=np.int64))
                 self._db.executemany(
                     "DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in chunk_ids]
                 )
@@ -555,9 +678,17 @@ class GenerationWriter:
         chunks: Sequence[Chunk],
         vectors: np.ndarray,
         sentences: Sequence[tuple[int, int]] = (),
+        chunk_sentences: Sequence[tuple[Sequence[tuple[int, int]], np.ndarray]] = (),
     ) -> None:
+        """Store an article with its chunks and their vectors.
+
+        `sentences` are the article's sentence offsets; `chunk_sentences`, one per chunk when
+        given, the sentences overlapping that chunk and their vectors as encoded in it.
+        """
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        if chunk_sentences and len(chunk_sentences) != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but {len(chunk_sentences)} sentence lists")
         cursor = self._db.execute(
             """INSERT INTO articles
                (article_id, title, source, url, published, author, path, content_hash, text)
@@ -595,6 +726,25 @@ class GenerationWriter:
                 np.ascontiguousarray(vectors, dtype=np.float32),
                 np.asarray(chunk_ids, dtype=np.int64),
             )
+        for chunk, chunk_id, (spans, span_vectors) in zip(
+            chunks, chunk_ids, chunk_sentences, strict=False
+        ):
+            if len(spans) != len(span_vectors):
+                raise ValueError(f"{len(spans)} sentences but {len(span_vectors)} vectors")
+            sentence_ids = []
+            for start, end in spans:
+                covered = min(end, chunk.end) - max(start, chunk.start)
+                cursor = self._db.execute(
+                    """INSERT INTO sentence_vectors (chunk, article, start, "end", covered)
+                       VALUES (?, ?, ?, ?, ?)""",
+                    (chunk_id, article_row, start, end, covered),
+                )
+                sentence_ids.append(cursor.lastrowid)
+            if sentence_ids:
+                self._sentence_vectors.add_with_ids(
+                    np.ascontiguousarray(span_vectors, dtype=np.float32),
+                    np.asarray(sentence_ids, dtype=np.int64),
+                )
 
     def commit(
         self, *, model: str, chunk_tokens: int, overlap_tokens: int, last_build: dict[str, Any]
@@ -602,11 +752,17 @@ class GenerationWriter:
         """Make this generation the live one. Everything is on disk before the manifest moves."""
         (articles,) = self._db.execute("SELECT count(*) FROM articles").fetchone()
         (chunks,) = self._db.execute("SELECT count(*) FROM chunks").fetchone()
+        (sentences,) = self._db.execute("SELECT count(*) FROM sentence_vectors").fetchone()
         if chunks != self._vectors.ntotal:
             raise IndexUnusable(f"{chunks} chunks but {self._vectors.ntotal} vectors")
+        if sentences != self._sentence_vectors.ntotal:
+            raise IndexUnusable(
+                f"{sentences} sentence rows but {self._sentence_vectors.ntotal} sentence vectors"
+            )
         self._db.commit()
         self._db.close()
         faiss.write_index(self._vectors, str(self._staging / VECTORS))
+        faiss.write_index(self._sentence_vectors, str(self._staging / SENTENCE_VECTORS))
         for path in self._staging.iterdir():
             _fsync_file(path)
         _fsync_dir(self._staging)
@@ -622,6 +778,7 @@ class GenerationWriter:
             overlap_tokens=overlap_tokens,
             articles=int(articles),
             chunks=int(chunks),
+            sentence_vectors=int(sentences),
             built_at=now,
             created_at=self._base.created_at if self._base else now,
             last_build=last_build,

@@ -60,9 +60,14 @@ class Hit:
     start: int
     end: int
     score: float
+    # Its 1-based place in each ranking that found it ("lexical", "dense", "sentence").
+    ranks: dict[str, int] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def rank_in(self, ranking: str) -> int | None:
+        return self.ranks.get(ranking)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,21 @@ class FakeEmbedder:
         self.embedded.extend(texts)
         return np.vstack([self._vector(t) for t in texts]).astype(np.float32)
 
+    def embed_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        *,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        pooled = [
+            np.vstack([self._vector(text[s:e]) for s, e in text_spans]).astype(np.float32)
+            if text_spans
+            else np.zeros((0, self._dimension), dtype=np.float32)
+            for text, text_spans in zip(texts, spans, strict=True)
+        ]
+        return self.embed_documents(texts), pooled
+
     def embed_query(self, text: str) -> np.ndarray:
         return self._vector(text)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.answering import FEATURES, LEXICAL_FEATURES, AnswerModel, Logistic, normalize_answer
+from qa.answering import FEATURES, AnswerModel, Logistic, normalize_answer
 from qa.chunking import Chunker
 from qa.indexing import build_index
 from qa.service import Assistant
@@ -22,9 +22,7 @@ def overlap_only(features: tuple[str, ...]) -> Logistic:
     return Logistic(tuple(8.0 if name == "overlap" else 0.0 for name in features), -4.0)
 
 
-OVERLAP_ONLY = AnswerModel(
-    shortlist=overlap_only(LEXICAL_FEATURES), final=overlap_only(FEATURES), threshold=0.5
-)
+OVERLAP_ONLY = AnswerModel(scorer=overlap_only(FEATURES), threshold=0.5)
 
 ARTICLES = {
     "wire.md": (
@@ -135,7 +133,7 @@ def test_answer_model_round_trips_and_checks_its_features() -> None:
     assert 0 < default.threshold < 1
     assert AnswerModel.from_dict(default.to_dict()) == default
     broken = default.to_dict()
-    broken["final"]["features"] = ["overlap"]
+    broken["scorer"]["features"] = ["overlap"]
     with pytest.raises(ValueError, match="features"):
         AnswerModel.from_dict(broken)
 

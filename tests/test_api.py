@@ -25,6 +25,7 @@ from tests.support.server import Server, running_server
 pytestmark = pytest.mark.integration
 
 HIT_FIELDS = {
+    "ranks",
     "chunk_id",
     "article_id",
     "title",
@@ -148,6 +149,7 @@ def test_search_returns_hits_with_exactly_the_documented_fields(client: httpx.Cl
         assert isinstance(hit["start"], int) and isinstance(hit["end"], int)
         assert 0 <= hit["start"] < hit["end"]
         assert hit["end"] - hit["start"] == len(hit["text"])
+        assert hit["ranks"] and set(hit["ranks"]) <= {"lexical", "sentence", "dense"}
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
     assert any("New Delhi" in hit["text"] for hit in hits)
 

@@ -27,12 +27,21 @@ def snapshot(index: Path) -> dict:
     articles = [tuple(r) for r in reader.query("SELECT * FROM articles ORDER BY id")]
     ids = [r[0] for r in rows]
     vectors = reader.vectors_for(ids) if ids else np.zeros((0, 0))
+    sentences = reader.query(
+        """SELECT v.*, a.article_id FROM sentence_vectors v JOIN articles a ON a.id = v.article
+           ORDER BY v.id"""
+    )
+    sentence_vectors = reader.sentence_vectors_for(
+        [(r["article_id"], r["start"]) for r in sentences]
+    )
     reader.close()
     return {
         "manifest": json.loads((index / "manifest.json").read_text()),
         "chunks": rows,
         "articles": articles,
         "vectors": vectors.round(6).tolist(),
+        "sentences": [tuple(r) for r in sentences],
+        "sentence_vectors": sentence_vectors.round(6).tolist(),
     }
 
 

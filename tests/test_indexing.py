@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from qa.chunking import Chunker
-from qa.indexing import build_index
+from qa.indexing import build_index, sentences_overlapping
+from qa.sentences import split_sentences
 from qa.service import Assistant
 from qa.store import IndexReader, IndexUnusable, read_manifest
 from tests.conftest import FakeEmbedder
@@ -55,7 +56,20 @@ def test_first_build_indexes_everything_and_writes_a_manifest(corpus: Path, tmp_
         "normalized": True,
         "metric": "inner_product",
     }
-    assert manifest["counts"] == {"articles": 2, "chunks": report.chunks}
+    reader = IndexReader.open(index)
+    chunk_rows = reader.query(
+        'SELECT a.text, c.start, c."end" FROM chunks c JOIN articles a ON a.id = c.article'
+    )
+    sentence_rows = sum(
+        len(sentences_overlapping(split_sentences(text), start, end))
+        for text, start, end in chunk_rows
+    )
+    reader.close()
+    assert manifest["counts"] == {
+        "articles": 2,
+        "chunks": report.chunks,
+        "sentence_vectors": sentence_rows,
+    }
     assert manifest["chunking"]["chunk_tokens"] == 24
     assert "faiss-cpu" in manifest["versions"]
 
@@ -182,6 +196,9 @@ def test_search_returns_hits_with_exact_offsets(corpus, tmp_path):
         assert article.text[hit.start : hit.end] == hit.text
         assert set(hit.to_dict()) == {
             "chunk_id", "article_id", "title", "source", "url", "published", "text",
-            "start", "end", "score",
+            "start", "end", "score", "ranks",
         }  # fmt: skip
+        ranks = hit.to_dict()["ranks"]
+        assert set(ranks) <= {"lexical", "sentence", "dense"} and ranks
+        assert all(isinstance(place, int) and place >= 1 for place in ranks.values())
     assert assistant.search("   ") == []

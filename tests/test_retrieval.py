@@ -271,14 +271,21 @@ def test_an_invalid_mode_raises_value_error(gadgets: Assistant, mode) -> None:
 
 
 class RankedReader:
-    """Stands in for IndexReader with fixed dense and lexical rankings of one-chunk articles."""
+    """Stands in for IndexReader with fixed dense, sentence and lexical rankings of one-chunk
+    articles.
+    """
 
-    def __init__(self, dense: list[int], lexical: list[int]):
+    def __init__(self, dense: list[int], lexical: list[int], sentences: list[int] | None = None):
         self.dense, self.lexical = dense, lexical
+        self.sentences = dense if sentences is None else sentences
         self.asked: dict[str, int] = {}
 
     def filtered_chunk_ids(self, filters: ChunkFilter) -> list[int]:
-        return sorted(set(self.dense) | set(self.lexical))
+        return sorted(set(self.dense) | set(self.lexical) | set(self.sentences))
+
+    def search_sentences(self, vector, k, allowed_chunk_ids=None) -> list[tuple[int, float]]:
+        self.asked["sentences"] = k
+        return [(cid, 1.0 - i / 100) for i, cid in enumerate(self.sentences[:k])]
 
     def search_vectors(self, vector, k, allowed_ids=None) -> list[tuple[int, float]]:
         self.asked["dense"] = k
@@ -297,7 +304,9 @@ class RankedReader:
 # Chunk 2 is second in both rankings; 1 is first only in dense, 4 first only in lexical.
 DENSE, LEXICAL = [1, 2, 3], [4, 2, 5]
 # Explicit settings, so that retuning the defaults does not change what these tests mean.
-EQUAL = FusionSettings(dense_weight=1.0, lexical_weight=1.0, rrf_k=60, depth=50)
+EQUAL = FusionSettings(
+    dense_weight=1.0, sentence_weight=0.0, lexical_weight=1.0, rrf_k=60, depth=50
+)
 
 
 def test_fuse_ranks_a_chunk_good_in_both_above_one_first_in_only_one() -> None:
@@ -325,7 +334,6 @@ def test_hybrid_search_puts_a_chunk_good_in_both_rankings_first(fusion) -> None:
         (EQUAL, [2, 1, 4, 3, 5]),
         (replace(EQUAL, lexical_weight=2.0), [2, 4, 5, 1, 3]),
         (replace(EQUAL, dense_weight=2.0), [2, 1, 3, 4, 5]),
-        (replace(EQUAL, dense_weight=0.0), [4, 2, 5, 1, 3]),
         (replace(EQUAL, lexical_weight=0.0), [1, 2, 3, 4, 5]),
         (replace(EQUAL, rrf_k=1), [2, 1, 4, 3, 5]),
     ],
@@ -353,9 +361,47 @@ def test_weights_decide_between_the_two_single_ranking_leaders() -> None:
 @pytest.mark.parametrize("mode", ["dense", "lexical"])
 def test_single_modes_use_only_their_own_ranking(mode: str) -> None:
     reader = RankedReader(DENSE, LEXICAL)
-    hits = Retriever(reader, FakeEmbedder()).search("q", k=3, mode=mode)  # type: ignore[arg-type]
+    hits = Retriever(reader, FakeEmbedder(), EQUAL).search("q", k=3, mode=mode)  # type: ignore[arg-type]
     assert [hit.chunk_id for hit in hits] == (DENSE if mode == "dense" else LEXICAL)
     assert set(reader.asked) == {mode}
+
+
+SENTENCES = [2, 3, 1]
+
+
+@pytest.mark.parametrize(
+    ("fusion", "mode", "asked", "expected"),
+    [
+        # The defaults rank the dense side by each passage's best sentence only.
+        (FusionSettings(), "dense", {"sentences"}, SENTENCES),
+        (FusionSettings(), "hybrid", {"sentences", "lexical"}, [2, 4, 5]),
+        (replace(EQUAL, sentence_weight=1.0), "dense", {"dense", "sentences"}, [2, 1, 3]),
+        (replace(EQUAL, sentence_weight=1.0), "hybrid", {"dense", "sentences", "lexical"}, None),
+    ],
+)
+def test_sentence_ranking_joins_the_fusion_by_its_weight(fusion, mode, asked, expected) -> None:
+    reader = RankedReader(DENSE, LEXICAL, SENTENCES)
+    hits = Retriever(reader, FakeEmbedder(), fusion).search("q", k=3, mode=mode)  # type: ignore[arg-type]
+    assert set(reader.asked) == asked
+    if expected is not None:
+        assert [hit.chunk_id for hit in hits] == expected
+    else:
+        assert hits[0].chunk_id == 2  # second in all three rankings
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        {"dense_weight": -1.0},
+        {"dense_weight": 0.0, "sentence_weight": 0.0},
+        {"lexical_weight": -0.5},
+        {"rrf_k": -1},
+        {"depth": 0},
+    ],
+)
+def test_fusion_settings_reject_weights_that_rank_nothing(weights) -> None:
+    with pytest.raises(ValueError):
+        FusionSettings(**weights)
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -773,3 +819,13 @@ def test_a_full_rebuild_rewrites_the_full_text_index(tmp_path: Path) -> None:
         assert lexical_articles(assistant, "ferry island") == {"a.md"}
     finally:
         assistant.close()
+
+
+def test_each_hit_tells_its_place_in_every_ranking_that_found_it() -> None:
+    reader = RankedReader(DENSE, LEXICAL, SENTENCES)
+    fusion = replace(EQUAL, sentence_weight=1.0)
+    hits = Retriever(reader, FakeEmbedder(), fusion).search("q", k=5)  # type: ignore[arg-type]
+    ranks = {hit.chunk_id: hit.to_dict()["ranks"] for hit in hits}
+    assert ranks[2] == {"dense": 2, "sentence": 1, "lexical": 2}
+    assert ranks[4] == {"lexical": 1}
+    assert hits[0].rank_in("sentence") == 1 and hits[0].rank_in("nowhere") is None

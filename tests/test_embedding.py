@@ -1,0 +1,85 @@
+"""Query vectors (ONNX Runtime and PyTorch agree) and sentence vectors pooled from passages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.chunking import Chunker
+from qa.embedding import SentenceTransformerEmbedder
+from qa.indexing import build_index
+from qa.sentences import split_sentences
+from qa.store import IndexReader
+from tests.conftest import FakeEmbedder
+
+PASSAGE = (
+    "Blinken and Lavrov spoke on the sidelines of the G20 meeting in New Delhi. "
+    "The encounter lasted around ten minutes. "
+    "Fishing boats returned early because of the storm."
+)
+
+
+def test_each_sentence_vector_is_its_own_words_in_the_index(tmp_path: Path) -> None:
+    """With the bag-of-words fake, a sentence pooled inside its chunk is exactly its words, so
+    the stored vector must belong to that sentence and no other.
+    """
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Title\n\n" + PASSAGE + "\n\n" + PASSAGE.upper())
+    embedder = FakeEmbedder()
+    chunker = Chunker(embedder.count_tokens, chunk_tokens=12, overlap_tokens=2)
+    build_index(corpus, tmp_path / "index", embedder, chunker)
+    reader = IndexReader.open(tmp_path / "index")
+    article = reader.articles()[0]
+    sentences = split_sentences(article.text)
+    vectors = reader.sentence_vectors_for([("a.txt", start) for start, _ in sentences])
+    for (start, end), vector in zip(sentences, vectors, strict=True):
+        chunks = reader.query(
+            'SELECT start, "end" FROM chunks WHERE start <= ? AND "end" >= ?', (start, end)
+        )
+        if chunks:  # held whole by some chunk: pooled from exactly its own words
+            expected = embedder.embed_query(article.text[start:end])
+            assert np.allclose(vector, expected, atol=1e-6), article.text[start:end]
+        assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+    assert reader.manifest.sentence_vectors >= len(sentences)
+
+
+@pytest.mark.integration
+def test_onnx_query_vectors_match_pytorch(real_embedder: SentenceTransformerEmbedder) -> None:
+    torch_only = SentenceTransformerEmbedder(query_runtime="torch")
+    for question in ["Where did they meet?", "How many of the 20 nations agreed?", "é ü 北京 ?"]:
+        onnx = real_embedder.embed_query(question)
+        assert real_embedder._onnx is not None  # the fast path really ran
+        assert float(onnx @ torch_only.embed_query(question)) > 0.9999
+
+
+@pytest.mark.integration
+def test_pooled_sentence_vectors_on_the_real_model(
+    real_embedder: SentenceTransformerEmbedder,
+) -> None:
+    spans = split_sentences(PASSAGE)
+    assert len(spans) == 3
+    assert PASSAGE[spans[1][0] : spans[1][1]] == "The encounter lasted around ten minutes."
+    passages, pooled = real_embedder.embed_passages([PASSAGE, "Short."], [spans, [(0, 6)]])
+    assert np.allclose(passages, real_embedder.embed_documents([PASSAGE, "Short."]), atol=1e-5)
+    assert pooled[0].shape == (3, real_embedder.dimension) and pooled[1].shape[0] == 1
+    assert np.allclose(np.linalg.norm(pooled[0], axis=1), 1.0, atol=1e-5)
+    # Each question is closest to the sentence that answers it, not to its neighbours.
+    for question, best in [
+        ("How long did the meeting last?", 1),
+        ("Where was the G20 meeting held?", 0),
+        ("Why did the boats come back?", 2),
+    ]:
+        assert int(np.argmax(pooled[0] @ real_embedder.embed_query(question))) == best
+    # A span past the model's 256-token input has no tokens: it falls back to the passage.
+    long_text = "word " * 400 + "The tail."
+    tail = (len(long_text) - 9, len(long_text))
+    passage, (rows,) = real_embedder.embed_passages([long_text], [[tail]])
+    assert np.allclose(rows[0], passage[0])
+
+
+def test_query_runtime_is_checked() -> None:
+    with pytest.raises(ValueError, match="query_runtime"):
+        SentenceTransformerEmbedder(query_runtime="tensorflow")
