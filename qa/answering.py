@@ -274,7 +274,9 @@ class Answerer:
             if rival.score < self.model.threshold:
                 break
             short = rival.text[rival.span.start : rival.span.end] if rival.span else ""
-            has_answer = bool(short) and (not typed_question or rival.features[_TYPED] > 0)
+            # Measured on SQuAD: preferring a sentence with a span helps questions of a type
+            # (who, where, when, how many) but costs "what"/"which" questions more than it gains.
+            has_answer = not typed_question or (bool(short) and rival.features[_TYPED] > 0)
             options.append((has_answer, rival, short))
         # Candidates are best first, so the first option of each kind is its best score.
         top_score = {has: next(o[1].score for o in options if o[0] == has) for has, _, _ in options}
@@ -282,7 +284,7 @@ class Answerer:
         for has_answer, rival, short in options:
             agreeing = self._agreeing(rival, short, candidates)
             near_best = rival.score >= top_score[has_answer] - _AGREEMENT_MARGIN
-            support = len(agreeing) if near_best or not typed_question else 0
+            support = len(agreeing) if near_best else 0
             ranked.append(((has_answer, support, rival.score), rival, short, agreeing))
         _, chosen, short, agreeing = max(ranked, key=lambda option: option[0])
         return chosen, short, agreeing
