@@ -157,3 +157,32 @@ def test_index_without_sentences_still_answers_nothing_wrong(tmp_path: Path) -> 
     answer = assistant.ask("Who won the cup?")
     assert isinstance(answer.found, bool)
     assert_citations_are_exact(answer, assistant._reader)
+
+
+def _candidate(article: str, text: str, score: float, span: tuple[int, int] | None, typed: bool):
+    from qa.answering import FEATURES, Candidate
+    from qa.reading import Span
+    from qa.types import Hit
+
+    hit = Hit(1, article, article, "", "", "", text, 0, len(text), 1.0)
+    features = tuple(
+        1.0 if name == "typed" and typed else 0.5 if name == "context_overlap" else 0.0
+        for name in FEATURES
+    )
+    found = Span(span[0], span[1], 0.9) if span else None
+    return Candidate(hit, 0, len(text), text, features, found, score)
+
+
+def test_only_typed_questions_trade_score_for_an_answer_of_the_asked_kind(
+    assistant: Assistant,
+) -> None:
+    answerer = assistant._answerer
+    assert answerer.model.threshold < 0.6
+    best = _candidate("a.txt", "The talks were brief and tense.", 0.95, None, False)
+    placed = _candidate("b.txt", "They last met in Geneva in 2022.", 0.6, (17, 23), True)
+    # "where" asks for a place: the sentence naming one wins despite its lower score.
+    chosen, short, _ = answerer._best_supported("Where did they meet?", [best, placed])
+    assert chosen is placed and short == "Geneva"
+    # "what" asks for nothing in particular: the better-scored sentence stays.
+    chosen, short, _ = answerer._best_supported("What were the talks like?", [best, placed])
+    assert chosen is best and short == ""

@@ -83,3 +83,23 @@ def test_pooled_sentence_vectors_on_the_real_model(
 def test_query_runtime_is_checked() -> None:
     with pytest.raises(ValueError, match="query_runtime"):
         SentenceTransformerEmbedder(query_runtime="tensorflow")
+
+
+@pytest.mark.integration
+def test_a_model_onnx_cannot_run_falls_back_to_pytorch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import qa.embedding
+
+    def refuse(model):
+        raise RuntimeError("export not supported")
+
+    monkeypatch.setattr(qa.embedding, "_OnnxTransformer", refuse)
+    embedder = SentenceTransformerEmbedder()
+    with caplog.at_level("WARNING", logger="qa.embedding"):
+        vector = embedder.embed_query("Where did they meet?")
+    assert embedder._onnx is None
+    assert "PyTorch" in caplog.text and "export not supported" in caplog.text
+    plain = SentenceTransformerEmbedder(query_runtime="torch")
+    expected = plain.embed_query("Where did they meet?")
+    assert np.allclose(vector, expected, atol=1e-6)
