@@ -278,8 +278,9 @@ class Answerer:
             # (who, where, when, how many) but costs "what"/"which" questions more than it gains.
             has_answer = not typed_question or (bool(short) and rival.features[_TYPED] > 0)
             options.append((has_answer, rival, short))
-        # Candidates are best first, so the first option of each kind is its best score.
-        top_score = {has: next(o[1].score for o in options if o[0] == has) for has, _, _ in options}
+        top_score: dict[bool, float] = {}  # candidates are best first: the first of each kind
+        for has_answer, rival, _ in options:
+            top_score.setdefault(has_answer, rival.score)
         ranked = []
         for has_answer, rival, short in options:
             agreeing = self._agreeing(rival, short, candidates)

@@ -153,6 +153,8 @@ class SentenceTransformerEmbedder:
         if len(spans) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
         model = self._loaded()
+        # Offsets are found by tokenizing what the model encoded: the prompt, then the text.
+        prompt = getattr(model, "prompts", {}).get("document") or ""
         passage_rows: list[np.ndarray] = []
         span_rows: list[np.ndarray] = []
         bar = _progress_bar(len(texts)) if progress else None
@@ -167,7 +169,7 @@ class SentenceTransformerEmbedder:
             ):
                 passage = _normalized(output["sentence_embedding"].float().numpy())
                 passage_rows.append(passage)
-                span_rows.append(self._pooled_spans(text, text_spans, output, passage))
+                span_rows.append(self._pooled_spans(prompt, text, text_spans, output, passage))
             if bar is not None:
                 bar.update(len(batch))
         if bar is not None:
@@ -178,6 +180,7 @@ class SentenceTransformerEmbedder:
 
     def _pooled_spans(
         self,
+        prompt: str,
         text: str,
         spans: Sequence[tuple[int, int]],
         output: dict[str, Any],
@@ -188,7 +191,6 @@ class SentenceTransformerEmbedder:
         A span with no token (past the model's input limit) gets the passage vector.
         """
         model = self._loaded()
-        prompt = getattr(model, "prompts", {}).get("document") or ""
         encoded = model.tokenizer(
             prompt + text,
             return_offsets_mapping=True,

@@ -90,14 +90,23 @@ def _without_overlaps(hits: list[Hit]) -> list[Hit]:
     return kept
 
 
-def _with_ranks(hit: Hit, named: dict[str, tuple[float, list[tuple[int, float]]]]) -> Hit:
-    ranks = {}
-    for name, (_, ranking) in named.items():
-        places = (i for i, (chunk_id, _) in enumerate(ranking, 1) if chunk_id == hit.chunk_id)
-        place = next(places, 0)
-        if place:
-            ranks[name] = place
-    return replace(hit, ranks=ranks)
+def _with_ranks(
+    hits: list[Hit], named: dict[str, tuple[float, list[tuple[int, float]]]]
+) -> list[Hit]:
+    """The hits, each with its 1-based place in every ranking that found it."""
+    places = {
+        name: {chunk_id: place for place, (chunk_id, _) in enumerate(ranking, start=1)}
+        for name, (_, ranking) in named.items()
+    }
+    return [
+        replace(
+            hit,
+            ranks={
+                name: found[hit.chunk_id] for name, found in places.items() if hit.chunk_id in found
+            },
+        )
+        for hit in hits
+    ]
 
 
 class Retriever:
@@ -155,7 +164,7 @@ class Retriever:
             hits = _without_overlaps(self._reader.hits(scored))
             exhausted = all(len(ranking) < depth for _, ranking in rankings)
             if len(hits) >= k or exhausted:
-                return [_with_ranks(hit, named) for hit in hits[:k]]
+                return _with_ranks(hits[:k], named)
             depth *= 2
 
     def _fuse(

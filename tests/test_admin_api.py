@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 from qa.store import build_lock
 from tests.conftest import REPO
 from tests.support.polling import wait_for
-from tests.support.server import free_port
+from tests.support.server import start_server
 
 pytestmark = pytest.mark.integration
 
@@ -25,49 +26,22 @@ DRAYNOR = "The Draynor harbour authority banned jet skis after a collision near 
 FALADOR = "Falador's mayor opened a new public library holding 80,000 books on Monday."
 
 
-class Server:
-    """`python -m qa.cli serve` on a copy of the default corpus, on a free local port."""
+class AdminServer:
+    """`qa serve` on a copy of the default corpus, with an HTTP client for its API."""
 
     def __init__(self, root: Path, token: str | None):
         self.root = root
         self.corpus, self.index = root / "corpus", root / "index"
-        self.corpus.mkdir(parents=True)
-        for path in (REPO / "corpus").iterdir():
-            (self.corpus / path.name).write_bytes(path.read_bytes())
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k != "QA_ADMIN_TOKEN"}
-        env["HF_HUB_OFFLINE"] = "1"
-        if token:
-            env["QA_ADMIN_TOKEN"] = token
-        self.log = root / "server.log"
-        command = ["serve", "--index", str(self.index), "--corpus", str(self.corpus)]
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "qa.cli", *command, "--port", str(self.port)],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.client = httpx.Client(base_url=self.url, timeout=120)
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            pytest.fail(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
-        try:
-            return self.client.get("/api/health").status_code == 200
-        except httpx.TransportError:
-            return False
+        shutil.copytree(REPO / "corpus", self.corpus)
+        self.server = start_server(
+            self.index, root / "server.log", corpus=self.corpus, admin_token=token
+        )
+        self.process = self.server.process
+        self.client = httpx.Client(base_url=self.server.url, timeout=120)
 
     def stop(self) -> None:
         self.client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.server.stop()
 
     def search(self, query: str) -> list[dict]:
         response = self.client.post("/api/search", json={"query": query, "k": 3})
@@ -76,13 +50,13 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AdminServer, AdminServer]]:
     # Both start at once: each loads the model and builds its index.
-    admin = Server(tmp_path_factory.mktemp("admin"), TOKEN)
-    plain = Server(tmp_path_factory.mktemp("plain"), None)
+    admin = AdminServer(tmp_path_factory.mktemp("admin"), TOKEN)
+    plain = AdminServer(tmp_path_factory.mktemp("plain"), None)
     try:
-        for server in (admin, plain):
-            wait_for(server.ready, f"the server on port {server.port}", timeout=300)
+        for running in (admin, plain):
+            running.server.wait_until_healthy()
         yield admin, plain
     finally:
         admin.stop()
@@ -90,7 +64,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
 
 
 @pytest.fixture
-def server(servers: tuple[Server, Server]) -> Server:
+def server(servers: tuple[AdminServer, AdminServer]) -> AdminServer:
     return servers[0]
 
 

@@ -7,11 +7,7 @@ it); never `playwright install`.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import DEFAULT_CORPUS, REPO
-from tests.support.server import free_port
+from tests.support.server import Server, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -44,57 +40,15 @@ if not Path(CHROMIUM).exists():  # pragma: no cover - `make test` installs it fi
     pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium", allow_module_level=True)
 
 
-class ChatServer:
-    def __init__(self, root: Path, token: str | None):
-        self.corpus, self.index = root / "corpus", root / "index"
-        shutil.copytree(DEFAULT_CORPUS, self.corpus)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = root / "server.log"
-        env = {k: v for k, v in os.environ.items() if k != "QA_ADMIN_TOKEN"}
-        env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-        env["GRADIO_ANALYTICS_ENABLED"] = "False"
-        if token:
-            env["QA_ADMIN_TOKEN"] = token
-        command = [sys.executable, "-m", "qa.cli", "serve"]
-        command += ["--corpus", str(self.corpus), "--index", str(self.index)]
-        command += ["--port", str(self.port)]
-        with open(self.log, "wb") as sink:
-            self.process = subprocess.Popen(
-                command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def wait_until_ready(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"chat server exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        pytest.fail(f"chat server did not answer within {timeout:.0f} s:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
-    running = ChatServer(tmp_path_factory.mktemp("chat"), TOKEN)
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("chat")
+    shutil.copytree(DEFAULT_CORPUS, root / "corpus")
+    running = start_server(
+        root / "index", root / "server.log", corpus=root / "corpus", admin_token=TOKEN
+    )
     try:
-        running.wait_until_ready()
+        running.wait_until_healthy()
         yield running
     finally:
         running.stop()
@@ -111,7 +65,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, server: ChatServer) -> Iterator[object]:
+def page(browser, server: Server) -> Iterator[object]:
     """A fresh page on the chat that fails the test if any dialog (alert, confirm) opens."""
     context = browser.new_context(viewport={"width": 1200, "height": 1000})
     tab = context.new_page()
@@ -257,7 +211,7 @@ HOSTILE = {
 }
 
 
-def test_article_markup_is_shown_as_text_and_never_runs(page, server: ChatServer) -> None:
+def test_article_markup_is_shown_as_text_and_never_runs(page, server: Server) -> None:
     response = httpx.post(
         f"{server.url}/api/articles",
         json=HOSTILE,

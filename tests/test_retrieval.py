@@ -617,13 +617,18 @@ def write_ice_field(corpus: Path) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def ice_field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
-    root = tmp_path_factory.mktemp("ice")
+def ice_field_index(factory: pytest.TempPathFactory, name: str, overlap_tokens: int) -> Path:
+    """The ice-field corpus indexed in chunks of 24 tokens with the given overlap."""
+    root = factory.mktemp(name)
     (root / "corpus").mkdir()
     write_ice_field(root / "corpus")
-    build(root / "corpus", root / "index", chunk_tokens=24, overlap_tokens=12)
-    assistant = open_assistant(root / "index")
+    build(root / "corpus", root / "index", chunk_tokens=24, overlap_tokens=overlap_tokens)
+    return root / "index"
+
+
+@pytest.fixture(scope="module")
+def ice_field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
+    assistant = open_assistant(ice_field_index(tmp_path_factory, "ice", overlap_tokens=12))
     yield assistant
     assistant.close()
 
@@ -670,11 +675,7 @@ def test_without_overlaps_keeps_the_better_of_two_overlapping_hits() -> None:
 
 @pytest.fixture(scope="module")
 def heavy_overlap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
-    root = tmp_path_factory.mktemp("heavy")
-    (root / "corpus").mkdir()
-    write_ice_field(root / "corpus")
-    build(root / "corpus", root / "index", chunk_tokens=24, overlap_tokens=20)
-    assistant = open_assistant(root / "index")
+    assistant = open_assistant(ice_field_index(tmp_path_factory, "heavy", overlap_tokens=20))
     yield assistant
     assistant.close()
 

@@ -26,6 +26,8 @@ def free_port() -> int:
 
 @dataclass
 class Server:
+    """A `qa serve` subprocess on a local port, its output going to `log`."""
+
     process: subprocess.Popen
     port: int
     log: Path
@@ -37,49 +39,68 @@ class Server:
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
-
-def _wait_until_healthy(server: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"qa serve exited with {server.process.returncode}:\n{server.output()}"
-            )
+    def healthy(self) -> bool:
+        """Whether /api/health answers 200 now; raises if the process has exited."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"qa serve exited with {self.process.returncode}:\n{self.output()}")
         try:
-            if httpx.get(f"{server.url}/api/health", timeout=5).status_code == 200:
-                return
+            return httpx.get(f"{self.url}/api/health", timeout=5).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"qa serve did not answer within {timeout:.0f} s:\n{server.output()}")
+            return False
+
+    def wait_until_healthy(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.healthy():
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"qa serve did not answer within {timeout:.0f} s:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+def start_server(
+    index: Path,
+    log: Path,
+    *,
+    corpus: Path | None = None,
+    admin_token: str | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> Server:
+    """Start `python -m qa.cli serve --index INDEX --port PORT` from the repository root,
+    without waiting for it. The admin token is the given one, never one from the environment.
+    """
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "QA_ADMIN_TOKEN"}
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", GRADIO_ANALYTICS_ENABLED="False")
+    if admin_token:
+        env["QA_ADMIN_TOKEN"] = admin_token
+    command = [sys.executable, "-m", "qa.cli", "serve", "--index", str(index)]
+    if corpus is not None:
+        command += ["--corpus", str(corpus)]
+    command += ["--port", str(port), *extra_args]
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    return Server(process, port, log)
 
 
 @contextmanager
 def running_server(
     index: Path, log: Path, *, extra_args: tuple[str, ...] = (), timeout: float = 180
 ) -> Iterator[Server]:
-    """`python -m qa.cli serve --index INDEX --port PORT` from the repository root."""
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "qa.cli", "serve", "--index", str(index)]
-    command += ["--port", str(port), *extra_args]
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    server = Server(process, port, log)
+    """A started server that answers, stopped on exit."""
+    server = start_server(index, log, extra_args=extra_args)
     try:
-        _wait_until_healthy(server, timeout)
+        server.wait_until_healthy(timeout)
         yield server
     finally:
-        _stop(process)
+        server.stop()
