@@ -1,15 +1,21 @@
-"""Fit the answer scorer and the no-answer threshold on SQuAD; write qa/answer_model.json.
+"""Fit the sentence ranker, the answerability model and the no-answer threshold on SQuAD.
 
-    python benchmarks/calibrate_answers.py [--limit N]
+    python benchmarks/calibrate_answers.py [--limit N] [--k 5]
 
-Articles are split 24 / 8 (every fourth, by name, is held out). For each question of the 24
-training articles, the candidate sentences are collected twice: with the whole corpus (a
-sentence is positive when it comes from the question's own article and contains a gold answer)
-and with the question's own article filtered out (every sentence negative: the corpus cannot
-answer it). A logistic regression over the candidate features is fitted on these rows, and the
-threshold on the best sentence's probability is chosen to balance answers kept against wrong
-answers declined. The held-out articles' questions then report, in the same two settings:
-sentence hit@1, the share of answerable questions lost, and the share correctly declined.
+Every question is asked twice: against the whole corpus (a candidate sentence is right when it
+comes from the question's own article and contains a gold answer) and with its own article
+filtered out (the corpus cannot answer it). From these:
+
+- the ranker, a linear model over the candidates' FEATURES, fitted listwise (softmax over one
+  question's candidates, maximising the share of the right ones);
+- the answerability model, a logistic regression over ANSWERABILITY_FEATURES of the ranked
+  candidates, fitted to tell the two settings apart;
+- the threshold on its probability that balances answerable questions kept against
+  unanswerable ones declined.
+
+The figures are cross-validated by article: the 32 articles fall into 4 folds (every fourth by
+name), each fold is answered by models fitted on the other three, and the printed shares pool
+the four. The model written to qa/answer_model.json is then fitted on all articles.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import os
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,91 +35,178 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
+from scipy.optimize import minimize
 
 from benchmarks.squad_common import Question, load_squad, questions, write_corpus
-from qa.answering import Answerer, AnswerModel, Logistic
+from qa.answering import (
+    Answerer,
+    AnswerModel,
+    Candidate,
+    Linear,
+    answerability_features,
+    ranked,
+)
 from qa.config import Settings
 from qa.service import Assistant, build, make_embedder
 from qa.store import ChunkFilter
+from qa.types import Hit
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 MODEL_PATH = Path(__file__).resolve().parent.parent / "qa" / "answer_model.json"
+FOLDS = 4
 
 
-def held_out(article_ids: list[str]) -> set[str]:
-    return set(sorted(article_ids)[3::4])
+@dataclass(frozen=True)
+class Asked:
+    """One question in one setting, with what the answerer found."""
+
+    question: Question
+    answerable: bool  # its own article was in the corpus
+    candidates: list[Candidate]
+    hits: list[Hit]
+    fold: int
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:
-    """Logistic regression by Newton's method (a handful of features, many rows)."""
-    design = np.hstack([x, np.ones((len(x), 1))])
-    weights = np.zeros(design.shape[1])
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-np.clip(design @ weights, -30, 30)))
-        gradient = design.T @ (p - y) + l2 * np.r_[weights[:-1], 0.0]
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(len(weights))
-        step = np.linalg.solve(hessian, gradient)
-        weights -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return weights[:-1], float(weights[-1])
-
-
-def collect(
-    answerer: Answerer, asked: list[Question], all_ids: list[str], k: int
-) -> list[tuple[Question, bool, list]]:
-    """Candidates of each question with its article present (True) and absent (False)."""
-    rows = []
-    for question in asked:
-        others = ChunkFilter(article_ids=tuple(a for a in all_ids if a != question.article_id))
-        vector = answerer._embedder.embed_query(question.question)
-        for present, filters in ((True, None), (False, others)):
-            found, _ = answerer.candidates(question.question, k, filters, vector)
-            rows.append((question, present, found))
-    return rows
-
-
-def is_correct(question: Question, candidate) -> bool:
+def is_correct(question: Question, candidate: Candidate) -> bool:
     return candidate.hit.article_id == question.article_id and any(
         answer in candidate.text for answer in question.answers
     )
 
 
-def evaluate(model: AnswerModel, rows, threshold: float) -> dict[str, float]:
-    """Sentence hit@1, answerable questions lost and unanswerable ones declined, in percent."""
-    answerable = [(q, cs) for q, present, cs in rows if present]
-    unanswerable = [cs for _, present, cs in rows if not present]
+def collect(answerer: Answerer, asked: list[Question], fold_of: dict[str, int], k: int):
+    all_ids = sorted(fold_of)
+    rows = []
+    for number, question in enumerate(asked, start=1):
+        others = ChunkFilter(article_ids=tuple(a for a in all_ids if a != question.article_id))
+        vector = answerer._embedder.embed_query(question.question)
+        for answerable, filters in ((True, None), (False, others)):
+            found, hits = answerer.candidates(question.question, k, filters, vector)
+            rows.append(Asked(question, answerable, found, hits, fold_of[question.article_id]))
+        if number % 500 == 0:
+            print(f"  {number} of {len(asked)} questions asked", file=sys.stderr)
+    return rows
 
-    def best(cs):
-        return max(cs, key=lambda c: model.scorer.probability(c.features)) if cs else None
 
-    def kept(cs) -> bool:
-        return bool(cs) and model.scorer.probability(best(cs).features) >= threshold
+def _standardized(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    return (x - mean) / scale, mean, scale
 
-    hit = sum(1 for q, cs in answerable if cs and is_correct(q, best(cs)))
-    lost = sum(1 for _, cs in answerable if not kept(cs))
-    declined = sum(1 for cs in unanswerable if not kept(cs))
+
+def fit_ranker(rows: list[Asked], l2: float = 1.0) -> Linear:
+    """Listwise: maximise, per question, the softmax share of its right sentences."""
+    groups = [
+        (
+            np.array([c.features for c in r.candidates]),
+            [is_correct(r.question, c) for c in r.candidates],
+        )
+        for r in rows
+        if r.answerable and any(is_correct(r.question, c) for c in r.candidates)
+    ]
+    # Centering does not change a softmax within a question: only the scale is undone below.
+    x, _, scale = _standardized(np.vstack([g[0] for g in groups]))
+    right = np.concatenate([np.array(g[1], dtype=float) for g in groups])
+    sizes = [len(g[1]) for g in groups]
+    starts = np.cumsum([0, *sizes[:-1]])
+    group = np.repeat(np.arange(len(groups)), sizes)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        s = x @ w
+        e = np.exp(s - np.maximum.reduceat(s, starts)[group])
+        total, wanted = np.add.reduceat(e, starts), np.add.reduceat(e * right, starts)
+        share = e / total[group] - e * right / wanted[group]
+        value = -np.sum(np.log(wanted) - np.log(total)) + l2 * w @ w
+        return value, x.T @ share + 2 * l2 * w
+
+    w = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
+    return Linear(tuple(float(v) for v in w / scale), 0.0)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> Linear:
+    """Logistic regression (standardized features, L2), in the original units."""
+    z, mean, scale = _standardized(x)
+
+    def loss(v: np.ndarray) -> tuple[float, np.ndarray]:
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ v[:-1] + v[-1], -30, 30)))
+        value = -np.sum(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))
+        gradient = np.r_[z.T @ (p - y) + 2 * l2 * v[:-1], np.sum(p - y)]
+        return value + l2 * v[:-1] @ v[:-1], gradient
+
+    v = minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B").x
+    weights = v[:-1] / scale
+    return Linear(tuple(float(w) for w in weights), float(v[-1] - weights @ mean))
+
+
+@dataclass(frozen=True)
+class Decided:
+    answerable: bool
+    confidence: float  # the answerability model's probability (0 without candidates)
+    right: bool  # the best-ranked sentence is right
+
+
+def decide(rows: list[Asked], ranker: Linear, answerable: Linear | None) -> list[Decided]:
+    out = []
+    for row in rows:
+        candidates = ranked(row.candidates, ranker)
+        if not candidates:
+            out.append(Decided(row.answerable, 0.0, False))
+            continue
+        features = answerability_features(candidates, row.hits)
+        confidence = answerable.probability(features) if answerable else 0.0
+        right = row.answerable and is_correct(row.question, candidates[0])
+        out.append(Decided(row.answerable, confidence, right))
+    return out
+
+
+def figures(decided: list[Decided], threshold: float) -> dict[str, float]:
+    """In percent of the answerable (or unanswerable) questions."""
+    asked = [d for d in decided if d.answerable]
+    unanswerable = [d for d in decided if not d.answerable]
+    kept = [d for d in asked if d.confidence >= threshold]
     return {
-        "sentence_hit_at_1": round(100 * hit / len(answerable), 1),
-        "answerable_lost": round(100 * lost / len(answerable), 1),
-        "unanswerable_declined": round(100 * declined / len(unanswerable), 1),
-        "answerable_questions": len(answerable),
+        "sentence_hit_at_1": round(100 * sum(d.right for d in asked) / len(asked), 1),
+        "answered_and_right": round(100 * sum(d.right for d in kept) / len(asked), 1),
+        "answerable_lost": round(100 * (1 - len(kept) / len(asked)), 1),
+        "unanswerable_declined": round(
+            100 * sum(d.confidence < threshold for d in unanswerable) / len(unanswerable), 1
+        ),
+        "answerable_questions": len(asked),
     }
 
 
-def _fitted(x: np.ndarray, y: np.ndarray) -> Logistic:
-    weights, bias = fit_logistic(x, y)
-    return Logistic(tuple(float(w) for w in weights), bias)
+def fit(rows: list[Asked]) -> AnswerModel:
+    ranker = fit_ranker(rows)
+    decided_rows = [(r, ranked(r.candidates, ranker)) for r in rows]
+    x = np.array([answerability_features(cs, r.hits) for r, cs in decided_rows if cs])
+    y = np.array([float(r.answerable) for r, cs in decided_rows if cs])
+    answerable = fit_logistic(x, y)
+    decided = decide(rows, ranker, answerable)
+
+    def balance(threshold: float) -> float:
+        shares = figures(decided, threshold)
+        return shares["unanswerable_declined"] - shares["answerable_lost"]
+
+    threshold = max(np.linspace(0.02, 0.98, 49), key=balance)
+    return AnswerModel(ranker, answerable, round(float(threshold), 4))
 
 
-def _labels(rows) -> np.ndarray:
-    return np.array([float(present and is_correct(q, c)) for q, present, cs in rows for c in cs])
+def cross_validated(rows: list[Asked]) -> dict[str, float]:
+    decided: list[Decided] = []
+    thresholds = []
+    for fold in range(FOLDS):
+        model = fit([r for r in rows if r.fold != fold])
+        thresholds.append(model.threshold)
+        held = decide([r for r in rows if r.fold == fold], model.ranker, model.answerable)
+        # Each fold's own threshold: mark the kept ones by shifting to a common scale.
+        decided += [
+            Decided(d.answerable, float(d.confidence >= model.threshold), d.right) for d in held
+        ]
+    return {**figures(decided, 0.5), "thresholds": thresholds}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=2000, help="training questions to use")
-    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--limit", type=int, help="use a random sample of N questions")
+    parser.add_argument("--k", type=int, default=5, help="passages read per question")
     args = parser.parse_args()
 
     data = load_squad()
@@ -122,47 +216,31 @@ def main() -> None:
     embedder = make_embedder(settings)
     print(build(settings, embedder).summary())
     assistant = Assistant.load(settings.index_dir, embedder=embedder)
-    answerer: Answerer = assistant._answerer  # the scorer is what is being fitted
+    answerer: Answerer = assistant._answerer
 
     asked = questions(data)
-    all_ids = sorted({q.article_id for q in asked})
-    test_ids = held_out(all_ids)
-    rng = random.Random(0)
-    train = [q for q in asked if q.article_id not in test_ids]
-    test = [q for q in asked if q.article_id in test_ids]
-    train = rng.sample(train, min(args.limit, len(train)))
-    test = rng.sample(test, min(args.limit, len(test)))
+    if args.limit:
+        asked = random.Random(0).sample(asked, min(args.limit, len(asked)))
+    fold_of = {a: i % FOLDS for i, a in enumerate(sorted({q.article_id for q in questions(data)}))}
+    rows = collect(answerer, asked, fold_of, args.k)
 
-    # The candidates' features do not depend on the model; only their order does.
-    rows = collect(answerer, train, all_ids, args.k)
-    features = np.array([c.features for _, _, cs in rows for c in cs], dtype=float)
-    model = AnswerModel(_fitted(features, _labels(rows)), 0.5)
-
-    # The threshold that balances answerable questions kept against unanswerable declined.
-    best_threshold, best_value = 0.5, -1.0
-    for threshold in np.linspace(0.02, 0.98, 49):
-        figures = evaluate(model, rows, float(threshold))
-        value = (100 - figures["answerable_lost"]) + figures["unanswerable_declined"]
-        if value > best_value:
-            best_threshold, best_value = float(threshold), value
-
-    answerer.model = model
-    held = evaluate(model, collect(answerer, test, all_ids, args.k), best_threshold)
-    trained = evaluate(model, rows, best_threshold)
+    validated = cross_validated(rows)
+    model = fit(rows)
     model = AnswerModel(
-        model.scorer,
-        round(best_threshold, 4),
+        model.ranker,
+        model.answerable,
+        model.threshold,
         {
             "date": dt.date.today().isoformat(),
-            "command": "python benchmarks/calibrate_answers.py " + " ".join(sys.argv[1:]),
-            "data": "SQuAD v1.1 dev, 32 articles (CC BY-SA 4.0); 24 train / 8 held out",
-            "training_questions": len(train),
-            "held_out": held,
-            "training": trained,
+            "command": " ".join(["python benchmarks/calibrate_answers.py", *sys.argv[1:]]),
+            "data": "SQuAD v1.1 dev, 32 articles (CC BY-SA 4.0)",
+            "questions": len(asked),
+            "cross_validated": validated,
+            "fitted_on_all": figures(decide(rows, model.ranker, model.answerable), model.threshold),
         },
     )
     MODEL_PATH.write_text(json.dumps(model.to_dict(), indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(model.to_dict(), indent=2))
+    print(json.dumps(model.calibration, indent=2))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def answer_figures(assistant: Assistant, asked: list) -> None:
         began = time.perf_counter()
         answer = assistant.ask(question.question, k=5)
         latency.append((time.perf_counter() - began) * 1000)
-        # The best-scored sentence, before the no-answer threshold and the answer-kind preference.
+        # The best-ranked sentence, before the no-answer decision and the corroboration preference.
         candidates, _ = assistant._answerer.candidates(question.question, k=5)
         top_scored += bool(candidates) and (
             candidates[0].hit.article_id == question.article_id
@@ -82,7 +82,7 @@ def answer_figures(assistant: Assistant, asked: list) -> None:
         f"EM {100 * exact / n:.1f}, F1 {100 * f1 / n:.1f}, answered {100 * found / n:.1f}% "
         f"(declined answers count as misses); of the answers given, "
         f"{100 * hit / max(1, found):.1f}% have a supporting sentence holding a gold answer; "
-        f"best-scored sentence before the threshold: hit@1 {100 * top_scored / n:.1f}%"
+        f"best-ranked sentence before the no-answer decision: hit@1 {100 * top_scored / n:.1f}%"
     )
     print(
         f"ask latency: p50 {statistics.median(latency):.1f} ms, "

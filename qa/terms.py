@@ -29,7 +29,11 @@ def stem(word: str) -> str:
     return _STEMMER.stemWord(word.lower())
 
 
+def content_sequence(text: str) -> list[str]:
+    """Stems of the words that are not stopwords, in order."""
+    return [stem(w.group()) for w in words(text) if w.group().lower() not in STOPWORDS]
+
+
 def content_stems(text: str) -> list[str]:
     """Stems of the words that are not stopwords, in order, without repeats."""
-    stems = [stem(w.group()) for w in words(text) if w.group().lower() not in STOPWORDS]
-    return list(dict.fromkeys(stems))
+    return list(dict.fromkeys(content_sequence(text)))

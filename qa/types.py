@@ -94,7 +94,7 @@ class Citation:
     end: int
     span_start: int
     span_end: int
-    score: float
+    score: float  # the sentence's share (0..1) of the evidence among the candidate sentences
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,7 +112,7 @@ class Answer:
     found: bool
     text: str
     sentence: str
-    score: float
+    score: float  # how likely (0..1) the passages hold an answer; `found` is this ≥ a threshold
     citations: list[Citation] = field(default_factory=list)
     related: list[Hit] = field(default_factory=list)
 

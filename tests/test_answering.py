@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.answering import FEATURES, AnswerModel, Logistic, normalize_answer
+from qa.answering import (
+    ANSWERABILITY_FEATURES,
+    FEATURES,
+    AnswerModel,
+    Candidate,
+    Linear,
+    answerability_features,
+    normalize_answer,
+    ranked,
+)
 from qa.chunking import Chunker
 from qa.indexing import build_index
 from qa.service import Assistant
@@ -18,11 +28,15 @@ from tests.conftest import FakeEmbedder
 
 
 # Sentence overlap with the question decides; no dependence on real embeddings.
-def overlap_only(features: tuple[str, ...]) -> Logistic:
-    return Logistic(tuple(8.0 if name == "overlap" else 0.0 for name in features), -4.0)
+def only(feature: str, features: tuple[str, ...], bias: float = 0.0) -> Linear:
+    return Linear(tuple(8.0 if name == feature else 0.0 for name in features), bias)
 
 
-OVERLAP_ONLY = AnswerModel(scorer=overlap_only(FEATURES), threshold=0.5)
+OVERLAP_ONLY = AnswerModel(
+    ranker=only("overlap", FEATURES),
+    answerable=only("best_overlap", ANSWERABILITY_FEATURES, -4.0),
+    threshold=0.5,
+)
 
 ARTICLES = {
     "wire.md": (
@@ -132,10 +146,11 @@ def test_answer_model_round_trips_and_checks_its_features() -> None:
     default = AnswerModel.default()
     assert 0 < default.threshold < 1
     assert AnswerModel.from_dict(default.to_dict()) == default
-    broken = default.to_dict()
-    broken["scorer"]["features"] = ["overlap"]
-    with pytest.raises(ValueError, match="features"):
-        AnswerModel.from_dict(broken)
+    for part in ("ranker", "answerable"):
+        broken = default.to_dict()
+        broken[part]["features"] = ["overlap"]
+        with pytest.raises(ValueError, match=f"{part} features"):
+            AnswerModel.from_dict(broken)
 
 
 @pytest.mark.parametrize(
@@ -159,30 +174,53 @@ def test_index_without_sentences_still_answers_nothing_wrong(tmp_path: Path) -> 
     assert_citations_are_exact(answer, assistant._reader)
 
 
-def _candidate(article: str, text: str, score: float, span: tuple[int, int] | None, typed: bool):
-    from qa.answering import FEATURES, Candidate
+def _candidate(
+    article: str,
+    text: str,
+    evidence: float,
+    span: tuple[int, int] | None,
+    coverage: float = 0.5,  # context_overlap: the share of the question its context covers
+):
     from qa.reading import Span
     from qa.types import Hit
 
-    hit = Hit(1, article, article, "", "", "", text, 0, len(text), 1.0)
-    features = tuple(
-        1.0 if name == "typed" and typed else 0.5 if name == "context_overlap" else 0.0
-        for name in FEATURES
-    )
+    chunk_id = ord(article[0])  # one passage per article
+    hit = Hit(chunk_id, article, article, "", "", "", text, 0, len(text), 1.0, {"lexical": 1})
+    features = tuple(coverage if name == "context_overlap" else evidence for name in FEATURES)
     found = Span(span[0], span[1], 0.9) if span else None
-    return Candidate(hit, 0, len(text), text, features, found, score)
+    return Candidate(hit, 0, len(text), text, features, found)
 
 
-def test_only_typed_questions_trade_score_for_an_answer_of_the_asked_kind(
-    assistant: Assistant,
-) -> None:
+def test_ranked_orders_by_evidence_and_shares_it() -> None:
+    weak = _candidate("a.txt", "The talks were brief.", 0.1, None)
+    strong = _candidate("b.txt", "They met in Geneva.", 0.3, (12, 18))
+    ranker = only("overlap", FEATURES)
+    best, other = ranked([weak, strong], ranker)
+    assert best.text == strong.text and best.evidence > other.evidence
+    assert best.score + other.score == pytest.approx(1.0)
+    assert best.score / other.score == pytest.approx(math.exp(8 * 0.2))
+    features = answerability_features([best, other], [other.hit, best.hit])
+    assert len(features) == len(ANSWERABILITY_FEATURES)
+    named = dict(zip(ANSWERABILITY_FEATURES, features, strict=True))
+    assert named["evidence_gap"] == pytest.approx(8 * 0.2)
+    assert named["best_overlap"] == 0.3 and named["article_share"] == 0.5
+    assert named["best_in_top_hit"] == 0.0  # the first hit is a.txt's
+
+
+def test_a_close_runner_up_that_more_articles_report_wins(assistant: Assistant) -> None:
     answerer = assistant._answerer
-    assert answerer.model.threshold < 0.6
-    best = _candidate("a.txt", "The talks were brief and tense.", 0.95, None, False)
-    placed = _candidate("b.txt", "They last met in Geneva in 2022.", 0.6, (17, 23), True)
-    # "where" asks for a place: the sentence naming one wins despite its lower score.
-    chosen, short, _ = answerer._best_supported("Where did they meet?", [best, placed])
-    assert chosen is placed and short == "Geneva"
-    # "what" asks for nothing in particular: the better-scored sentence stays.
-    chosen, short, _ = answerer._best_supported("What were the talks like?", [best, placed])
-    assert chosen is best and short == ""
+    ranker = only("overlap", FEATURES)
+    best = _candidate("a.txt", "They met in Geneva.", 0.30, (12, 18))
+    rival = _candidate("b.txt", "The talks took place in Vienna.", 0.28, (24, 30))
+    echo = _candidate("c.txt", "Vienna hosted the talks.", 0.01, (0, 6))
+    chosen, short, agreeing = answerer._best_supported(ranked([best, rival, echo], ranker))
+    assert (chosen.text, short) == (rival.text, "Vienna")
+    assert [a.hit.article_id for a in agreeing] == ["c.txt"]
+    # Far behind the best sentence, agreement does not overturn the ranking.
+    distant = _candidate("b.txt", "The talks took place in Vienna.", 0.0, (24, 30))
+    chosen, short, _ = answerer._best_supported(ranked([best, distant, echo], ranker))
+    assert (chosen.text, short) == (best.text, "Geneva")
+    # A sentence that merely contains the same word, about something else, does not agree.
+    stray = _candidate("c.txt", "Vienna is a city.", 0.01, (0, 6), coverage=0.2)
+    chosen, short, agreeing = answerer._best_supported(ranked([best, rival, stray], ranker))
+    assert (chosen.text, short, agreeing) == (best.text, "Geneva", [])

@@ -45,10 +45,11 @@ def assistant(built: Settings, real_embedder) -> Assistant:
             marks=pytest.mark.xfail(
                 strict=True,
                 raises=AssertionError,
-                reason="known limit of the heuristic reader: the answer sentence ('both parties "
-                "conversed for around 10 minutes') shares no word with the question, so it "
-                "scores 0.006 and 'last met in person ... January 2022' wins; a trained reader "
-                "(issue 6) is the fix",
+                reason="known limit of the feature ranker: the answer sentence ('both parties "
+                "conversed for around 10 minutes') shares no word with the question, while "
+                "'Blinken and Lavrov last met in person ... in January 2022' shares both names "
+                "and 'last', so the answer ranks 7th (share 0.002); telling the two senses of "
+                "'last' apart needs a trained reader (issue 6)",
             ),
         ),
         ("How many nations agreed to the statement?", "18", BOTH),
