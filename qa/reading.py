@@ -104,6 +104,14 @@ _QUESTION_TYPES: list[tuple[str, str, tuple[str, ...]]] = [
     ),
 ]
 _PLACE_PREPOSITIONS = {"in", "at", "near", "from", "to", "outside", "inside", "across"}
+# Capitalised only because they open a sentence: never the start of a name ("However, ...").
+_SENTENCE_OPENERS = frozenset(
+    """about according after against all also although among another any because before
+    besides between both despite during each either even every few following furthermore
+    hence however instead later like meanwhile moreover most neither no none not nor now
+    one only other others over several since some still such though thus today under unlike
+    until upon while within without yet""".split()
+)
 
 
 def question_type(question: str) -> tuple[str, tuple[str, ...]]:
@@ -180,6 +188,8 @@ class HeuristicReader:
                 group = 1 if match.re.groups else 0  # the answer part of the pattern
                 start, end = match.start(group), match.end(group)
                 start, end = self._trim(passage, start, end, question_stems)
+                if kind in ("name", "place"):
+                    start = self._skip_openers(passage, start, end)
                 if end <= start:
                     continue
                 if kind in ("name", "place") and _PATTERNS["date"].fullmatch(passage[start:end]):
@@ -190,9 +200,26 @@ class HeuristicReader:
         return best
 
     @staticmethod
+    def _skip_openers(passage: str, start: int, end: int) -> int:
+        """Where a name starts once the sentence openers before it are dropped ("However")."""
+        for word in words(passage[start:end]):
+            if word.group().lower() not in _SENTENCE_OPENERS:
+                return start + word.start()
+        return end
+
+    @staticmethod
     def _trim(passage: str, start: int, end: int, question_stems: set[str]) -> tuple[int, int]:
         """Drop leading question words and sentence-initial stopwords from a span."""
-        inner = words(passage[start:end])
+        inner = [
+            w
+            for w in words(passage[start:end])
+            # The "s" of a possessive ("Tesla's") is not a word of its own.
+            if not (
+                w.group() == "s"
+                and start + w.start() > 0
+                and passage[start + w.start() - 1] in "'’"
+            )
+        ]
         kept = [w for w in inner if stem(w.group()) not in question_stems]
         if not kept:
             return start, start

@@ -192,6 +192,20 @@ ANSWERS = [
         "contains",
         id="currency",
     ),
+    pytest.param(
+        "Who gave Tesla money?",
+        "Tesla's uncle Petar gave him money.",
+        "Petar",
+        "equal",
+        id="possessive-s-is-no-answer",
+    ),
+    pytest.param(
+        "Who handled the play-by-play?",
+        "However Dave Logan handled the play-by-play.",
+        "Dave Logan",
+        "equal",
+        id="sentence-opener-is-no-name",
+    ),
 ]
 
 
