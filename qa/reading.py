@@ -69,7 +69,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     # A name after a place preposition: "in New Delhi", "at the United Nations".
     "place": re.compile(
-        r"\b(?:in|at|near|from|outside|inside|across)\s+((?:the\s+)?[A-Z][\w.'’-]*"
+        r"\b(?:in|at|near|from|into|outside|inside|across)\s+((?:the\s+)?[A-Z][\w.'’-]*"
         r"(?:\s+(?:(?:of|the|de|del|and)\s+)?[A-Z0-9][\w.'’-]*)*)"
     ),
     "quote": re.compile(r"[“\"‘]([^”\"‘’]{2,80})[”\"’](?!\w)"),
@@ -182,6 +182,11 @@ class HeuristicReader:
             for t in tokens
             if t.group().lower() not in STOPWORDS and stem(t.group()) in question_stems
         ]
+        dates = [m.span() for m in _PATTERNS["date"].finditer(passage)]
+
+        def in_date(start: int, end: int) -> bool:
+            return any(s <= start and end <= e for s, e in dates)
+
         best: Span | None = None
         for rank, kind in enumerate(kinds):
             for match in _PATTERNS[kind].finditer(passage):
@@ -194,6 +199,8 @@ class HeuristicReader:
                     continue
                 if kind in ("name", "place") and _PATTERNS["date"].fullmatch(passage[start:end]):
                     continue  # "March 2" is a date, not a place or a person
+                if kinds[0] == "number" and in_date(start, end):
+                    continue  # "how many": the 2 of "March 2", the 2014 of "in 2014" count nothing
                 score = self._score(passage, start, end, kind, rank, anchors, heads, question)
                 if best is None or score > best.score:
                     best = Span(start, end, score)

@@ -206,6 +206,27 @@ ANSWERS = [
         "equal",
         id="sentence-opener-is-no-name",
     ),
+    pytest.param(
+        "How many people attended the fair?",
+        "The fair, held on March 2, drew 500 visitors.",
+        "500",
+        "equal",
+        id="count-is-not-part-of-a-date",
+    ),
+    pytest.param(
+        "How many seats did the party win?",
+        "The party won seats in 2019, taking 45 of them.",
+        "45",
+        "equal",
+        id="count-is-not-a-year",
+    ),
+    pytest.param(
+        "Where does the river flow?",
+        "After the dam, the river flows into Lake Constance.",
+        "Lake Constance",
+        "equal",
+        id="place-after-into",
+    ),
 ]
 
 
