@@ -371,14 +371,14 @@ class Answerer:
         """Among the sentences with at least _AGREEMENT_SHARE of the best one's evidence, the
         answer more articles report, then the ranker's order.
         """
-        ranked = []
+        options = []
         for rival in candidates:  # best first
             if rival.score < _AGREEMENT_SHARE * candidates[0].score:
                 break
             short = rival.text[rival.span.start : rival.span.end] if rival.span else ""
             agreeing = self._agreeing(rival, short, candidates)
-            ranked.append(((len(agreeing), rival.evidence), rival, short, agreeing))
-        _, chosen, short, agreeing = max(ranked, key=lambda option: option[0])
+            options.append(((len(agreeing), rival.evidence), rival, short, agreeing))
+        _, chosen, short, agreeing = max(options, key=lambda option: option[0])
         return chosen, short, agreeing
 
     def _read(self, question: str, candidates: list[Candidate]) -> tuple[Candidate, Span | None]:

@@ -112,6 +112,7 @@ _SENTENCE_OPENERS = frozenset(
     one only other others over several since some still such though thus today under unlike
     until upon while within without yet""".split()
 )
+_NOT_A_NAME_START = STOPWORDS | _SENTENCE_OPENERS
 
 
 def question_type(question: str) -> tuple[str, tuple[str, ...]]:
@@ -182,41 +183,38 @@ class HeuristicReader:
             for t in tokens
             if t.group().lower() not in STOPWORDS and stem(t.group()) in question_stems
         ]
-        dates = [m.span() for m in _PATTERNS["date"].finditer(passage)]
-
-        def in_date(start: int, end: int) -> bool:
-            return any(s <= start and end <= e for s, e in dates)
-
+        # "How many": the 2 of "March 2", the 2014 of "in 2014" count nothing.
+        dates = (
+            [m.span() for m in _PATTERNS["date"].finditer(passage)] if kinds[0] == "number" else []
+        )
         best: Span | None = None
         for rank, kind in enumerate(kinds):
             for match in _PATTERNS[kind].finditer(passage):
                 group = 1 if match.re.groups else 0  # the answer part of the pattern
                 start, end = match.start(group), match.end(group)
-                start, end = self._trim(passage, start, end, question_stems)
-                if kind in ("name", "place"):
-                    start = self._skip_openers(passage, start, end)
+                leading = _NOT_A_NAME_START if kind in ("name", "place") else STOPWORDS
+                start, end = self._trim(passage, start, end, question_stems, leading)
                 if end <= start:
                     continue
                 if kind in ("name", "place") and _PATTERNS["date"].fullmatch(passage[start:end]):
                     continue  # "March 2" is a date, not a place or a person
-                if kinds[0] == "number" and in_date(start, end):
-                    continue  # "how many": the 2 of "March 2", the 2014 of "in 2014" count nothing
+                if any(s <= start and end <= e for s, e in dates):
+                    continue
                 score = self._score(passage, start, end, kind, rank, anchors, heads, question)
                 if best is None or score > best.score:
                     best = Span(start, end, score)
         return best
 
     @staticmethod
-    def _skip_openers(passage: str, start: int, end: int) -> int:
-        """Where a name starts once the sentence openers before it are dropped ("However")."""
-        for word in words(passage[start:end]):
-            if word.group().lower() not in _SENTENCE_OPENERS:
-                return start + word.start()
-        return end
-
-    @staticmethod
-    def _trim(passage: str, start: int, end: int, question_stems: set[str]) -> tuple[int, int]:
-        """Drop leading question words and sentence-initial stopwords from a span."""
+    def _trim(
+        passage: str,
+        start: int,
+        end: int,
+        question_stems: set[str],
+        leading: frozenset[str] = STOPWORDS,
+    ) -> tuple[int, int]:
+        """Drop question words and the `leading` words (sentence-initial stopwords) before a
+        span's first word, and question words after its last."""
         inner = [
             w
             for w in words(passage[start:end])
@@ -231,11 +229,7 @@ class HeuristicReader:
         if not kept:
             return start, start
         first = next(
-            (
-                w
-                for w in inner
-                if w.start() >= kept[0].start() and w.group().lower() not in STOPWORDS
-            ),
+            (w for w in inner if w.start() >= kept[0].start() and w.group().lower() not in leading),
             None,
         )
         if first is None:  # only stopwords are left: "It", "The"
@@ -272,8 +266,6 @@ class HeuristicReader:
         previous = before[-1] if before else ""
         if kind == "name" and previous in _PLACE_PREPOSITIONS:
             score += 0.4 if question_type(question)[0] == "place" else 0.1
-        if kind == "name" and start == 0 and passage[start:end].lower() in STOPWORDS:
-            score -= 1.0
         if kind == "number" and before[-2:] in (["out", "of"], ["of", "the"]):
             score -= 0.3  # "18 out of 20": the count is the first number
         after = {stem(w) for w in re.findall(r"\w+", passage[end : end + 40])[:3]}
