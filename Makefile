@@ -29,6 +29,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check qa ui tests benchmarks
 	$(BIN)/ruff format --check qa ui tests benchmarks
+	$(BIN)/mypy qa ui
 
 # The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 test: $(VENV)/.installed-test lint

@@ -1,6 +1,7 @@
-"""Fit the sentence ranker, the answerability model and the no-answer threshold on SQuAD.
+"""Fit the sentence rankers, the answerability models and the no-answer thresholds on SQuAD.
 
     python benchmarks/calibrate_answers.py [--limit N] [--k 5]
+        [--reader-model DIR] [--reader-articles held-out|all]
 
 Every question is asked twice: against the whole corpus (a candidate sentence is right when it
 comes from the question's own article and contains a gold answer) and with its own article
@@ -15,7 +16,14 @@ filtered out (the corpus cannot answer it). From these:
 
 The figures are cross-validated by article: the 32 articles fall into 4 folds (every fourth by
 name), each fold is answered by models fitted on the other three, and the printed shares pool
-the four. The model written to qa/answer_model.json is then fitted on all articles.
+the four. The model written to qa/answering/answer_model.json is then fitted on all articles.
+
+The trained reader's set (the reader-aware re-ranker over READER_FEATURES and its own
+answerability model and threshold) is fitted on the questions of `--reader-articles` only:
+`held-out` (the default) means the quarter of the articles that the `--reader-model` given
+(one trained with `qa train-reader --holdout`) never saw, so that the weights learn how much
+to trust the reader on unseen text, not on its own training data. Its figures are
+cross-validated by article within those questions.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ import json
 import os
 import random
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -43,16 +53,21 @@ from qa.answering import (
     AnswerModel,
     Candidate,
     Linear,
+    ReaderModel,
     answerability_features,
     ranked,
+    reader_answerability_features,
+    reranked,
 )
 from qa.config import Settings
-from qa.service import Assistant, build, make_embedder
+from qa.reading import TrainedReader
+from qa.service import SHIPPED_READER, Assistant, build, make_embedder
 from qa.store import ChunkFilter
+from qa.training.squad import held_out_articles
 from qa.types import Hit
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-MODEL_PATH = Path(__file__).resolve().parent.parent / "qa" / "answer_model.json"
+MODEL_PATH = Path(__file__).resolve().parent.parent / "qa" / "answering" / "answer_model.json"
 FOLDS = 4
 
 
@@ -78,7 +93,7 @@ def collect(answerer: Answerer, asked: list[Question], fold_of: dict[str, int], 
     rows = []
     for number, question in enumerate(asked, start=1):
         others = ChunkFilter(article_ids=tuple(a for a in all_ids if a != question.article_id))
-        vector = answerer._embedder.embed_query(question.question)
+        vector = answerer.embed(question.question)
         for answerable, filters in ((True, None), (False, others)):
             found, hits = answerer.candidates(question.question, k, filters, vector)
             rows.append(Asked(question, answerable, found, hits, fold_of[question.article_id]))
@@ -92,11 +107,12 @@ def _standardized(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (x - mean) / scale, mean, scale
 
 
-def fit_ranker(rows: list[Asked], l2: float = 1.0) -> Linear:
-    """Listwise: maximise, per question, the softmax share of its right sentences."""
+def fit_ranker(rows: list[Asked], l2: float = 1.0, *, reader: bool = False) -> Linear:
+    """Listwise: maximise, per question, the softmax share of its right sentences (by
+    FEATURES, or by READER_FEATURES over the sentences the reader read)."""
     groups = [
         (
-            np.array([c.features for c in r.candidates]),
+            np.array([c.reader_features if reader else c.features for c in r.candidates]),
             [is_correct(r.question, c) for c in r.candidates],
         )
         for r in rows
@@ -180,22 +196,21 @@ def fit(rows: list[Asked]) -> AnswerModel:
     y = np.array([float(r.answerable) for r, cs in decided_rows if cs])
     answerable = fit_logistic(x, y)
     decided = decide(rows, ranker, answerable)
-
-    def balance(threshold: float) -> float:
-        shares = figures(decided, threshold)
-        return shares["unanswerable_declined"] - shares["answerable_lost"]
-
-    threshold = max(np.linspace(0.02, 0.98, 49), key=balance)
-    return AnswerModel(ranker, answerable, round(float(threshold), 4))
+    return AnswerModel(ranker, answerable, choose_threshold(decided))
 
 
-def cross_validated(rows: list[Asked]) -> dict[str, float]:
+def cross_validated(
+    rows: Sequence[Any],
+    fit_rows: Callable[[list[Any]], Any],
+    decide_rows: Callable[[list[Any], Any], list[Decided]],
+) -> dict[str, float]:
+    """Figures of each fold decided by models fitted on the other folds, pooled."""
     decided: list[Decided] = []
     thresholds = []
     for fold in range(FOLDS):
-        model = fit([r for r in rows if r.fold != fold])
+        model = fit_rows([r for r in rows if r.fold != fold])
         thresholds.append(model.threshold)
-        held = decide([r for r in rows if r.fold == fold], model.ranker, model.answerable)
+        held = decide_rows([r for r in rows if r.fold == fold], model)
         # Each fold's own threshold: mark the kept ones by shifting to a common scale.
         decided += [
             Decided(d.answerable, float(d.confidence >= model.threshold), d.right) for d in held
@@ -203,10 +218,91 @@ def cross_validated(rows: list[Asked]) -> dict[str, float]:
     return {**figures(decided, 0.5), "thresholds": thresholds}
 
 
+# --- the trained reader's set ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Read:
+    """One question in one setting, as the trained reader read its best sentences."""
+
+    question: Question
+    answerable: bool
+    ranked: list[Candidate]  # by the first ranker
+    read: list[Candidate]  # the best of them, with `reader_features`, unordered
+    hits: list[Hit]
+    fold: int
+
+
+def read_rows(answerer: Answerer, rows: list[Asked], ranker: Linear, articles: set[str]):
+    """The reader's view of the rows whose question comes from `articles`."""
+    chosen = sorted({r.question.article_id for r in rows if r.question.article_id in articles})
+    fold_of = {a: i % FOLDS for i, a in enumerate(chosen)}
+    out = []
+    for number, row in enumerate(r for r in rows if r.question.article_id in fold_of):
+        candidates = ranked(row.candidates, ranker)
+        read = answerer.read(row.question.question, candidates) if candidates else []
+        fold = fold_of[row.question.article_id]
+        out.append(Read(row.question, row.answerable, candidates, read, row.hits, fold))
+        if (number + 1) % 1000 == 0:
+            print(f"  {number + 1} question settings read", file=sys.stderr)
+    return out
+
+
+def decide_read(rows: list[Read], reranker: Linear, answerable: Linear | None) -> list[Decided]:
+    out = []
+    for row in rows:
+        if not row.read:
+            out.append(Decided(row.answerable, 0.0, False))
+            continue
+        order = reranked(row.read, reranker)
+        features = reader_answerability_features(row.ranked, order, row.hits)
+        confidence = answerable.probability(features) if answerable else 0.0
+        right = row.answerable and is_correct(row.question, order[0])
+        out.append(Decided(row.answerable, confidence, right))
+    return out
+
+
+def fit_read(rows: list[Read]) -> ReaderModel:
+    as_asked = [Asked(r.question, r.answerable, r.read, r.hits, r.fold) for r in rows]
+    reranker = fit_ranker(as_asked, reader=True)
+    usable = [r for r in rows if r.read]
+    x = np.array(
+        [
+            reader_answerability_features(r.ranked, reranked(r.read, reranker), r.hits)
+            for r in usable
+        ]
+    )
+    y = np.array([float(r.answerable) for r in usable])
+    answerable = fit_logistic(x, y)
+    decided = decide_read(rows, reranker, answerable)
+    threshold = choose_threshold(decided)
+    return ReaderModel(reranker, answerable, threshold)
+
+
+def choose_threshold(decided: list[Decided]) -> float:
+    def balance(threshold: float) -> float:
+        shares = figures(decided, threshold)
+        return shares["unanswerable_declined"] - shares["answerable_lost"]
+
+    return round(float(max(np.linspace(0.02, 0.98, 49), key=balance)), 4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="use a random sample of N questions")
     parser.add_argument("--k", type=int, default=5, help="passages read per question")
+    parser.add_argument(
+        "--reader-model",
+        type=Path,
+        default=SHIPPED_READER,
+        help="the trained reader whose set is fitted (default: the shipped one)",
+    )
+    parser.add_argument(
+        "--reader-articles",
+        choices=("held-out", "all"),
+        default="held-out",
+        help="fit the reader's set on the held-out quarter of the articles, or on all",
+    )
     args = parser.parse_args()
 
     data = load_squad()
@@ -215,8 +311,9 @@ def main() -> None:
     settings = Settings(corpus_dir=corpus, index_dir=CACHE / "squad-index-200-32")
     embedder = make_embedder(settings)
     print(build(settings, embedder).summary())
-    assistant = Assistant.load(settings.index_dir, embedder=embedder)
-    answerer: Answerer = assistant._answerer
+    reader = TrainedReader(args.reader_model)
+    assistant = Assistant.load(settings.index_dir, embedder=embedder, short_reader=reader)
+    answerer = assistant.answerer
 
     asked = questions(data)
     if args.limit:
@@ -224,23 +321,49 @@ def main() -> None:
     fold_of = {a: i % FOLDS for i, a in enumerate(sorted({q.article_id for q in questions(data)}))}
     rows = collect(answerer, asked, fold_of, args.k)
 
-    validated = cross_validated(rows)
+    validated = cross_validated(rows, fit, lambda r, m: decide(r, m.ranker, m.answerable))
     model = fit(rows)
+    articles = set(fold_of)
+    if args.reader_articles == "held-out":
+        articles = set(held_out_articles(sorted(fold_of)))
+    read = read_rows(answerer, rows, model.ranker, articles)
+    read_validated = cross_validated(
+        read, fit_read, lambda r, m: decide_read(r, m.reranker, m.answerable)
+    )
+    reader_model = fit_read(read)
+    command = " ".join(["python benchmarks/calibrate_answers.py", *sys.argv[1:]])
     model = AnswerModel(
         model.ranker,
         model.answerable,
         model.threshold,
         {
             "date": dt.date.today().isoformat(),
-            "command": " ".join(["python benchmarks/calibrate_answers.py", *sys.argv[1:]]),
+            "command": command,
             "data": "SQuAD v1.1 dev, 32 articles (CC BY-SA 4.0)",
             "questions": len(asked),
             "cross_validated": validated,
             "fitted_on_all": figures(decide(rows, model.ranker, model.answerable), model.threshold),
         },
+        ReaderModel(
+            reader_model.reranker,
+            reader_model.answerable,
+            reader_model.threshold,
+            {
+                "reader": str(args.reader_model),
+                "articles": args.reader_articles,
+                "questions": len({r.question for r in read}),
+                "cross_validated": read_validated,
+                "fitted_on_all": figures(
+                    decide_read(read, reader_model.reranker, reader_model.answerable),
+                    reader_model.threshold,
+                ),
+            },
+        ),
     )
     MODEL_PATH.write_text(json.dumps(model.to_dict(), indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(model.calibration, indent=2))
+    print(
+        json.dumps({"heuristic": model.calibration, "reader": model.reader.calibration}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -2,9 +2,16 @@
 
 Builds the corpus and the index with the normal build path (cached under benchmarks/.cache,
 so a second run only checks that nothing changed), asks every question in each retrieval mode
-and prints recall@1/5/20 side by side, with search latency.
+and prints recall@1/5/20 side by side, with search latency; then asks them for answers with the
+heuristic and the trained reader side by side: EM/F1, sentence hit@1, answered share and
+latency, for the held-out quarter of the articles (those `qa train-reader --holdout` never
+trains on) and for the others separately.
 
     python benchmarks/squad_open.py [--limit N] [--chunk-tokens 200] [--overlap-tokens 32]
+        [--reader-model DIR] [--held-out-only]
+
+Honest held-out figures need a reader trained without those articles (`--reader-model` of a
+`--holdout` run); the shipped reader was trained on every article, so for it all are in-sample.
 
 A hit at k: one of the top-k passages is from the question's own article and contains a gold
 answer string.
@@ -18,7 +25,7 @@ import random
 import statistics
 import sys
 import time
-from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,9 +34,10 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.squad_common import load_squad, questions, write_corpus
-from qa.answering import normalize_answer
 from qa.config import Settings
-from qa.service import Assistant, build, make_embedder
+from qa.reading import HeuristicReader, TrainedReader
+from qa.service import SHIPPED_READER, Assistant, build, make_embedder
+from qa.training.squad import exact_match, f1, held_out_articles
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 KS = (1, 5, 20)
@@ -40,54 +48,68 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def f1_score(prediction: str, gold: str) -> float:
-    """SQuAD's token F1 after its official normalization."""
-    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    common = Counter(predicted) & Counter(expected)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(predicted), same / len(expected)
-    return 2 * precision * recall / (precision + recall)
+@dataclass
+class Tally:
+    """Answer figures of one reader on one group of questions."""
 
+    asked: int = 0
+    hit: int = 0  # the answer's sentence is from the right article and holds a gold answer
+    top_scored: int = 0  # the same for the best-ranked sentence, before the no-answer decision
+    found: int = 0
+    exact: float = 0.0
+    f1: float = 0.0
+    latency: list[float] = field(default_factory=list)
 
-def answer_figures(assistant: Assistant, asked: list) -> None:
-    """Ask every question; print sentence hit@1, EM/F1 of the short answer and latency."""
-    hit = exact = found = top_scored = 0
-    f1 = 0.0
-    latency = []
-    for question in asked:
-        began = time.perf_counter()
-        answer = assistant.ask(question.question, k=5)
-        latency.append((time.perf_counter() - began) * 1000)
-        # The best-ranked sentence, before the no-answer decision and the corroboration preference.
-        candidates, _ = assistant._answerer.candidates(question.question, k=5)
-        top_scored += bool(candidates) and (
-            candidates[0].hit.article_id == question.article_id
-            and any(gold in candidates[0].text for gold in question.answers)
+    def row(self, name: str) -> str:
+        n = max(1, self.asked)
+        p50 = statistics.median(self.latency) if self.latency else 0.0
+        p95 = percentile(self.latency, 0.95) if self.latency else 0.0
+        return (
+            f"{name:<22}{self.asked:>6}{100 * self.exact / n:>7.1f}{100 * self.f1 / n:>7.1f}"
+            f"{100 * self.hit / n:>9.1f}%{100 * self.top_scored / n:>9.1f}%"
+            f"{100 * self.found / n:>9.1f}%{p50:>9.1f}{p95:>9.1f}"
         )
-        if not answer.found:
-            continue
-        found += 1
-        first = answer.citations[0]
-        if first.article_id == question.article_id and any(
-            gold in answer.sentence for gold in question.answers
-        ):
-            hit += 1
-        exact += max(normalize_answer(answer.text) == normalize_answer(g) for g in question.answers)
-        f1 += max(f1_score(answer.text, g) for g in question.answers)
-    n = len(asked)
+
+
+def answer_figures(readers: dict[str, Assistant], asked: list, held_out: set[str]) -> None:
+    """Ask every question of every reader; print EM/F1, sentence hit@1, answered share and
+    latency per reader, for the held-out articles and the others separately."""
+    tallies = {(name, group): Tally() for name in readers for group in ("held-out", "in-sample")}
+    for question in asked:
+        group = "held-out" if question.article_id in held_out else "in-sample"
+        for name, assistant in readers.items():
+            tally = tallies[name, group]
+            tally.asked += 1
+            began = time.perf_counter()
+            answer = assistant.ask(question.question, k=5)
+            tally.latency.append((time.perf_counter() - began) * 1000)
+            answerer = assistant.answerer
+            candidates, _ = answerer.candidates(question.question, k=5)
+            best = (answerer.read(question.question, candidates) or candidates)[:1]
+            tally.top_scored += bool(best) and (
+                best[0].hit.article_id == question.article_id
+                and any(gold in best[0].text for gold in question.answers)
+            )
+            if not answer.found:
+                continue
+            tally.found += 1
+            first = answer.citations[0]
+            if first.article_id == question.article_id and any(
+                gold in answer.sentence for gold in question.answers
+            ):
+                tally.hit += 1
+            tally.exact += exact_match(answer.text, question.answers)
+            tally.f1 += f1(answer.text, question.answers)
     print(
-        f"\nanswers (heuristic reader, k=5): sentence hit@1 {100 * hit / n:.1f}%, "
-        f"EM {100 * exact / n:.1f}, F1 {100 * f1 / n:.1f}, answered {100 * found / n:.1f}% "
-        f"(declined answers count as misses); of the answers given, "
-        f"{100 * hit / max(1, found):.1f}% have a supporting sentence holding a gold answer; "
-        f"best-ranked sentence before the no-answer decision: hit@1 {100 * top_scored / n:.1f}%"
+        "\nanswers (k=5; declined questions count as misses; hit@1: the answer's sentence holds "
+        "a gold answer; ranked@1: the same for the best-ranked sentence before the no-answer "
+        "decision)"
     )
-    print(
-        f"ask latency: p50 {statistics.median(latency):.1f} ms, "
-        f"p95 {percentile(latency, 0.95):.1f} ms"
-    )
+    header = f"{'reader / articles':<22}{'asked':>6}{'EM':>7}{'F1':>7}{'hit@1':>10}"
+    print(header + f"{'ranked@1':>10}{'answered':>10}{'p50 ms':>9}{'p95 ms':>9}")
+    for (name, group), tally in tallies.items():
+        if tally.asked:
+            print(tally.row(f"{name}, {group}"))
 
 
 def main() -> None:
@@ -97,6 +119,15 @@ def main() -> None:
     parser.add_argument("--overlap-tokens", type=int, default=Settings.overlap_tokens)
     parser.add_argument("--modes", default="lexical,dense,hybrid")
     parser.add_argument("--no-answers", action="store_true", help="retrieval figures only")
+    parser.add_argument(
+        "--reader-model",
+        type=Path,
+        default=SHIPPED_READER,
+        help="the trained reader to compare with the heuristic one (default: the shipped one)",
+    )
+    parser.add_argument(
+        "--held-out-only", action="store_true", help="ask only the held-out articles' questions"
+    )
     args = parser.parse_args()
 
     data = load_squad()
@@ -113,9 +144,13 @@ def main() -> None:
     print(f"index: {report.summary()}")
 
     asked = questions(data)
+    held_out = {f"{title}.txt" for title in held_out_articles([e["title"] for e in data])}
+    if args.held_out_only:
+        asked = [q for q in asked if q.article_id in held_out]
     if args.limit:
-        asked = random.Random(0).sample(asked, args.limit)
-    assistant = Assistant.load(settings.index_dir, embedder=embedder)
+        asked = random.Random(0).sample(asked, min(args.limit, len(asked)))
+    heuristic = HeuristicReader()
+    assistant = Assistant.load(settings.index_dir, embedder=embedder, short_reader=heuristic)
     assistant.search("warm up")
     print(f"{len(asked)} questions, {report.articles} articles, {report.chunks} passages\n")
 
@@ -142,7 +177,16 @@ def main() -> None:
         p50 = statistics.median(latency[mode])
         print(f"{mode:<8}{shares}{p50:>9.1f}{percentile(latency[mode], 0.95):>9.1f}")
     if not args.no_answers:
-        answer_figures(assistant, asked)
+        readers = {"heuristic": assistant}
+        if TrainedReader.present(args.reader_model):
+            trained = TrainedReader(args.reader_model)
+            readers["trained"] = Assistant.load(
+                settings.index_dir, embedder=embedder, short_reader=trained
+            )
+            readers["trained"].ask("warm up")
+        else:
+            print(f"no trained reader in {args.reader_model}: heuristic figures only")
+        answer_figures(readers, asked, held_out)
 
 
 if __name__ == "__main__":

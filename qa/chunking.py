@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from qa.types import Article, Chunk
 
 # Coarsest boundary first: paragraph, line, sentence, clause, word, character.
@@ -47,6 +45,9 @@ class Chunker:
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         self._count_tokens = count_tokens
+        # Imported here: only builds split text, and the import costs a query process 0.3 s.
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
         self._splitter = RecursiveCharacterTextSplitter(
             separators=_SEPARATORS,
             is_separator_regex=True,

@@ -10,6 +10,9 @@ general rules rather than exact strings:
   captions) are kept. The head ends at the first line that ends a sentence.
 * In the interior, a line is dropped only when it is short, unpunctuated and of a chrome family
   ("Advertisement", "Read more"), so body sentences are never touched.
+* In a file someone wrote (plain text, Markdown), the first line set apart by a blank line is
+  the title even when it is one word ("Geology"); chrome and words that are not capitalised
+  ("fbpx", "FBPX") before it are skipped.
 """
 
 from __future__ import annotations
@@ -101,18 +104,24 @@ _CHROME = re.compile(
 )
 
 
-def clean_text(raw: str, *, title: str = "") -> str:
+def clean_text(raw: str, *, title: str = "", first_line_title: bool = False) -> str:
     """Return "title\\n\\nbody" with chrome removed, or "" when no text remains.
 
     With `title` (from metadata) the text need not contain it; copies of it at the head are
     dropped, and an article with a title but no body comes back as "". Without it, the first
     substantive line is the title.
+
+    Args:
+        first_line_title: the text was written as a file, not copied from a web page: its
+            first line, when a blank line follows it, is the title, however short.
     """
     lines = _normalise(raw).split("\n")
     title = " ".join(title.split())
     start = 0
     if not title:
-        found = _find_title(lines)
+        found = _first_line_title(lines) if first_line_title else None
+        if found is None:
+            found = _find_title(lines)
         if found is None:
             return ""
         start = found + 1
@@ -142,6 +151,25 @@ def _find_title(lines: list[str]) -> int | None:
         if len(_chrome_key(line).split()) > 1 and not _is_edge_chrome(line):
             return index
     return None
+
+
+def _first_line_title(lines: list[str]) -> int | None:
+    """The first line after any chrome, when a blank line follows it: the writer's title."""
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        one_word = len(_chrome_key(line).split()) <= 1
+        if _is_edge_chrome(line) or (one_word and not _capitalised(line)):
+            continue
+        set_apart = index + 1 < len(lines) and not lines[index + 1].strip()
+        return index if set_apart else None
+    return None
+
+
+def _capitalised(word: str) -> bool:
+    """Whether `word` is written like a name or a title: "Kenya", not "fbpx" or "FBPX"."""
+    letters = [c for c in word if c.isalpha()]
+    return bool(letters) and letters[0].isupper() and not all(c.isupper() for c in letters)
 
 
 def _strip_chrome(lines: list[str], title: str) -> str:

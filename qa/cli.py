@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.config import Settings
+from qa.limits import MAX_FILE_BYTES
 from qa.store import IndexUnusable
 
 
@@ -259,6 +260,13 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_reader(args: argparse.Namespace) -> int:
+    from qa.training.reader import config_from, train
+
+    train(config_from(args))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--index", help="index folder (default: index)")
@@ -298,9 +306,24 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--source", help="only this outlet")
     ask.add_argument("--after", help="only articles published on or after this date")
     ask.add_argument("--before", help="only articles published on or before this date")
-    ask.add_argument("--reader", choices=["heuristic", "transformers"], help="short-answer reader")
-    ask.add_argument("--reader-model", help="Hugging Face QA model name or path")
+    ask.add_argument(
+        "--reader",
+        choices=["trained", "heuristic"],
+        help="short-answer reader (default: trained, the heuristic one without its files)",
+    )
+    ask.add_argument("--reader-model", help="trained reader folder (default: models/reader)")
     ask.set_defaults(handler=_ask)
+
+    from qa.training.reader import add_arguments
+
+    train = commands.add_parser(
+        "train-reader",
+        help="fine-tune the reader on SQuAD-format data (checkpoints, resumes)",
+        description="Fine-tune a transformer with a question-answering head on SQuAD-format "
+        "JSON. Checkpoints every few minutes; run again with the same --output to resume.",
+    )
+    add_arguments(train)
+    train.set_defaults(handler=_train_reader)
 
     serve = commands.add_parser(
         "serve",
@@ -316,8 +339,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-upload-bytes",
         type=int,
-        default=5_000_000,
-        help="largest article upload accepted (default 5000000)",
+        default=MAX_FILE_BYTES,
+        help=f"largest article upload accepted (default {MAX_FILE_BYTES})",
     )
     serve.set_defaults(handler=_serve)
     return parser

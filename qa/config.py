@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.limits import MAX_FILE_BYTES
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -13,8 +15,8 @@ class Settings:
     embedding_model: str = "default"  # the bundled all-MiniLM-L6-v2, or any ST name or path
     chunk_tokens: int = 200
     overlap_tokens: int = 32
-    max_file_bytes: int = 5_000_000
+    max_file_bytes: int = MAX_FILE_BYTES
     embed_batch_size: int = 32
     query_runtime: str = "onnx"  # "onnx" (fast single queries) or "torch"
-    reader: str = "heuristic"  # short-answer reader: "heuristic" or "transformers"
-    reader_model: str = ""  # for "transformers": a Hugging Face QA model name or local path
+    reader: str = "trained"  # short-answer reader: "trained" or "heuristic"
+    reader_model: str = ""  # the trained reader's folder; "" is the shipped models/reader

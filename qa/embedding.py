@@ -1,15 +1,16 @@
 """Turning text into normalized vectors with a sentence-transformers model, loaded lazily.
 
 Documents are embedded in batches by PyTorch. A single query is embedded by ONNX Runtime, which
-runs the same weights about three times faster than PyTorch for one short input on a small CPU
-(benchmarks/search_latency.py); its vectors match PyTorch's to within float rounding.
+runs the same weights about three times faster than PyTorch for one short input on a small CPU;
+its vectors match PyTorch's to within float rounding (checked when the model is exported). The
+export is cached on disk (qa.onnx_cache), so a new process embeds queries without loading
+PyTorch at all.
 """
 
 from __future__ import annotations
 
-import io
+import json
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,7 +49,11 @@ class Embedder(Protocol):
         ...
 
     def embed_passages(
-        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        *,
+        progress: bool = False,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """One L2-normalized row per text, and for each text one normalized row per character
         span of it: the span's share of the text's own encoding (no extra model run).
@@ -97,7 +102,7 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._query_runtime = query_runtime
         self._model: SentenceTransformer | None = None
-        self._onnx: _OnnxTransformer | None = None
+        self._onnx: OnnxQueryEncoder | None = None
         self._onnx_tried = False
 
     @property
@@ -126,7 +131,7 @@ class SentenceTransformerEmbedder:
     @property
     def max_tokens(self) -> int:
         # The limit counts the special tokens ([CLS], [SEP]) the tokenizer adds around the text.
-        return int(self._loaded().max_seq_length) - 2
+        return _sequence_limit(self._loaded()) - 2
 
     def count_tokens(self, text: str) -> int:
         return len(self._loaded().tokenizer.tokenize(text))
@@ -195,7 +200,7 @@ class SentenceTransformerEmbedder:
             prompt + text,
             return_offsets_mapping=True,
             truncation=True,
-            max_length=int(model.max_seq_length),
+            max_length=_sequence_limit(model),
         )
         ids = output["input_ids"].tolist()
         count = len(encoded["input_ids"])
@@ -221,23 +226,34 @@ class SentenceTransformerEmbedder:
         )
         return np.ascontiguousarray(vector[0], dtype=np.float32)
 
-    def _onnx_encoder(self) -> _OnnxTransformer | None:
+    def _onnx_encoder(self) -> OnnxQueryEncoder | None:
         if self._query_runtime != "onnx" or self._onnx_tried:
             return self._onnx
         self._onnx_tried = True
-        model = self._loaded()
+        folder = Path(resolve_model_path(self._model_name))
         try:
-            encoder = _OnnxTransformer(model)
-            probe = "How many nations signed the statement in New Delhi?"
-            expected = model.encode_query([probe], normalize_embeddings=True)[0]
-            agreement = float(encoder.encode(probe) @ expected)
-            if agreement < 0.9999:
-                raise ValueError(f"ONNX and PyTorch vectors differ (cosine {agreement:.5f})")
+            if not (folder / "modules.json").is_file():
+                raise ValueError(f"{folder} is not a local sentence-transformers folder")
+            from qa.onnx_cache import cached_export, model_key
+
+            files = [p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts]
+            model = cached_export(model_key("query-encoder", files), self._export_checked)
+            self._onnx = OnnxQueryEncoder(folder, model)
         except Exception as error:  # any export or runtime failure: PyTorch still works
             log.warning("queries embedded by PyTorch: ONNX Runtime unavailable (%s)", error)
-            return None
-        self._onnx = encoder
-        return encoder
+        return self._onnx
+
+    def _export_checked(self) -> bytes:
+        """The export, after checking that it embeds a probe as PyTorch does."""
+        model = self._loaded()
+        exported = export_transformer(model)
+        encoder = OnnxQueryEncoder(Path(resolve_model_path(self._model_name)), exported)
+        probe = "How many nations signed the statement in New Delhi?"
+        expected = model.encode_query([probe], normalize_embeddings=True)[0]
+        agreement = float(encoder.encode(probe) @ expected)
+        if agreement < 0.9999:
+            raise ValueError(f"ONNX and PyTorch vectors differ (cosine {agreement:.5f})")
+        return exported
 
 
 _PASSAGES_PER_SLICE = 256
@@ -254,67 +270,99 @@ def _progress_bar(total: int) -> Any:
     return tqdm(total=total, desc="Embedding", unit="passage")
 
 
-class _OnnxTransformer:
-    """The model's transformer exported to ONNX (in memory) and run by ONNX Runtime; the
-    model's own pooling and normalization modules then turn token vectors into the query vector.
+class OnnxQueryEncoder:
+    """A query embedded by ONNX Runtime alone: the `tokenizers` tokenizer, the model's
+    transformer as ONNX, and its pooling and normalization redone in NumPy. No PyTorch.
 
-    Only plain pipelines (a Transformer module first, no routing) are exported.
+    Only plain pipelines are supported (a Transformer, a mean, CLS or max Pooling, an optional
+    Normalize); `open` raises ValueError for others.
     """
 
-    def __init__(self, model: SentenceTransformer):
+    def __init__(self, folder: Path, model: bytes):
         import onnxruntime
-        import torch
-        from sentence_transformers.models import Transformer
+        from tokenizers import Tokenizer
 
-        modules = list(model)
-        if not modules or not isinstance(modules[0], Transformer):
-            raise ValueError("the model does not start with a Transformer module")
-        self._model = model
-        self._rest = modules[1:]
-        probe = model.preprocess(["probe"], prompt=self._prompt())
-        self._inputs = [k for k, v in probe.items() if isinstance(v, torch.Tensor)]
-        transformer = modules[0].auto_model.eval()
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self, inner: torch.nn.Module, names: list[str]):
-                super().__init__()
-                self.inner, self.names = inner, names
-
-            def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-                arguments = dict(zip(self.names, tensors, strict=True))
-                return self.inner(**arguments, return_dict=True).last_hidden_state
-
-        exported = io.BytesIO()
-        axes = {name: {0: "batch", 1: "tokens"} for name in [*self._inputs, "tokens"]}
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notes about Python control flow
-            torch.onnx.export(
-                Wrapped(transformer, self._inputs),
-                tuple(probe[name] for name in self._inputs),
-                exported,
-                input_names=self._inputs,
-                output_names=["tokens"],
-                dynamic_axes=axes,
-                opset_version=17,
-                dynamo=False,
-            )
+        modules = json.loads((folder / "modules.json").read_text("utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds[:2] != ["Transformer", "Pooling"] or kinds[2:] not in ([], ["Normalize"]):
+            raise ValueError(f"unsupported sentence-transformers pipeline {kinds}")
+        if modules[0].get("path"):
+            raise ValueError("the transformer lives in a subfolder")
+        settings = _json(folder / "sentence_bert_config.json")
+        pooling = _json(folder / modules[1]["path"] / "config.json")
+        modes = [m for m in ("mean", "cls", "max") if pooling.get(f"pooling_mode_{m}_tokens")]
+        if pooling.get("pooling_mode_cls_token"):
+            modes.append("cls")
+        other = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v]
+        if len(modes) != 1 or len(other) != 1:
+            raise ValueError(f"unsupported pooling {other}")
+        self._pooling = modes[0]
+        self._normalize = kinds[2:] == ["Normalize"]
+        self._lower = bool(settings.get("do_lower_case"))
+        prompts = _json(folder / "config_sentence_transformers.json").get("prompts") or {}
+        self._prompt = prompts.get("query") or ""
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(int(settings.get("max_seq_length") or 256))
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(
-            exported.getvalue(), options, providers=["CPUExecutionProvider"]
+            model, options, providers=["CPUExecutionProvider"]
         )
-
-    def _prompt(self) -> str | None:
-        return getattr(self._model, "prompts", {}).get("query") or None
+        self._inputs = [i.name for i in self._session.get_inputs()]
 
     def encode(self, text: str) -> np.ndarray:
-        import torch
+        text = self._prompt + text
+        encoding = self._tokenizer.encode(text.lower() if self._lower else text)
+        feed = {
+            "input_ids": np.asarray([encoding.ids], dtype=np.int64),
+            "attention_mask": np.asarray([encoding.attention_mask], dtype=np.int64),
+            "token_type_ids": np.asarray([encoding.type_ids], dtype=np.int64),
+        }
+        (tokens,) = self._session.run(None, {name: feed[name] for name in self._inputs})
+        tokens = tokens[0]
+        if self._pooling == "mean":
+            vector = tokens.mean(axis=0)
+        elif self._pooling == "max":
+            vector = tokens.max(axis=0)
+        else:
+            vector = tokens[0]
+        return _normalized(vector) if self._normalize else vector.astype(np.float32)
 
-        features = self._model.preprocess([text], prompt=self._prompt())
-        feed = {name: features[name].numpy().astype(np.int64) for name in self._inputs}
-        (tokens,) = self._session.run(None, feed)
-        features["token_embeddings"] = torch.from_numpy(tokens)
-        with torch.no_grad():
-            for module in self._rest:
-                features = module(features)
-        return _normalized(features["sentence_embedding"][0].numpy())
+
+def _sequence_limit(model: SentenceTransformer) -> int:
+    if model.max_seq_length is None:
+        raise ValueError("the model does not say how many tokens it reads")
+    return int(model.max_seq_length)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text("utf-8")) if path.is_file() else {}
+
+
+def export_transformer(model: SentenceTransformer) -> bytes:
+    """The model's transformer (token vectors out) as ONNX bytes."""
+    import torch
+    from sentence_transformers.models import Transformer
+
+    modules = list(model)
+    if not modules or not isinstance(modules[0], Transformer):
+        raise ValueError("the model does not start with a Transformer module")
+    probe = model.preprocess(["probe"])
+    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in probe]
+    transformer = modules[0].auto_model.eval()
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            arguments = dict(zip(names, tensors, strict=True))
+            return self.inner(**arguments, return_dict=True).last_hidden_state
+
+    from qa.onnx_cache import export_module
+
+    return export_module(
+        Wrapped(transformer), tuple(probe[name] for name in names), names, ["tokens"]
+    )

@@ -9,9 +9,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qa.chunking import Chunker
 from qa.embedding import Embedder
-from qa.ingest import load_corpus
+from qa.ingest import load_corpus, record_file_of
+from qa.limits import MAX_FILE_BYTES
 from qa.sentences import split_sentences
 from qa.store import (
     GenerationWriter,
@@ -80,9 +83,12 @@ def _full_rebuild_reason(
     return ""
 
 
-def _protected_by_skip(indexed: Article, skipped: list[Skipped]) -> bool:
-    """An indexed article whose file is now unreadable keeps its last good version."""
-    return any(indexed.path == s.path or indexed.path.startswith(f"{s.path}:") for s in skipped)
+def _protected_by_skip(indexed: Article, unreadable: set[str]) -> bool:
+    """An indexed article whose record or file is now unreadable keeps its last good version.
+
+    `unreadable`: the paths of this build's skips, records ("a.jsonl:3") and files alike.
+    """
+    return indexed.path in unreadable or record_file_of(indexed.path) in unreadable
 
 
 def build_index(
@@ -92,7 +98,7 @@ def build_index(
     chunker: Chunker,
     *,
     full: bool = False,
-    max_file_bytes: int = 5_000_000,
+    max_file_bytes: int = MAX_FILE_BYTES,
     progress: bool = False,
     on_skip: Callable[[Skipped], None] | None = None,
 ) -> BuildReport:
@@ -152,10 +158,11 @@ def _build(
             report.updated.append(article.article_id)
             to_embed.append(article)
     report.unchanged = len(wanted) - len(to_embed)
+    unreadable = {skip.path for skip in report.skipped}
     for article_id, previous in indexed.items():
         if article_id in wanted:
             continue
-        if _protected_by_skip(previous, report.skipped):
+        if _protected_by_skip(previous, unreadable):
             report.kept_despite_skip.append(article_id)
         else:
             report.removed.append(article_id)
@@ -178,7 +185,8 @@ def _build(
     base = None if report.full_reason else manifest
     # Deleting needs no model: only load it when there is something to embed or no base.
     dimension = base.dimension if base and not texts else embedder.dimension
-    vectors, sentence_vectors = None, []
+    vectors: np.ndarray | None = None
+    sentence_vectors: list[np.ndarray] = []
     if texts:
         # Each sentence's vector is pooled from its chunk's encoding: no second model run.
         in_chunk = [

@@ -20,9 +20,10 @@ import trafilatura
 import yaml
 
 from qa.cleaning import clean_text, split_title
+from qa.dates import iso_date
+from qa.limits import MAX_FILE_BYTES
 from qa.types import Article, IngestResult, Skipped
 
-DEFAULT_MAX_BYTES = 5_000_000
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".json", ".jsonl"}
@@ -32,6 +33,9 @@ _HTML_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)""", re.I
 _MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
 _MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
 _MD_LINK = re.compile(r"\[([^\]\n]+)\]\([^)\n]*\)")
+# The record paths `_parse_json` and `_parse_jsonl` give: "a.json#0" (list index), "a.jsonl:3"
+# (line number).
+_RECORD_NUMBER = re.compile(r"(?:(?<=\.json)#|(?<=\.jsonl):)\d+$", re.IGNORECASE)
 
 
 class _SkipError(Exception):
@@ -42,7 +46,7 @@ class _SkipError(Exception):
         self.reason = reason
 
 
-def load_corpus(corpus_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> IngestResult:
+def load_corpus(corpus_dir: Path, *, max_bytes: int = MAX_FILE_BYTES) -> IngestResult:
     """Load every supported file under `corpus_dir` (recursively, sorted, hidden ones ignored).
 
     Article ids are unique in the result: a later article with an id already seen is skipped.
@@ -60,7 +64,7 @@ def load_corpus(corpus_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Inge
     return IngestResult(articles=articles, skipped=skipped)
 
 
-def load_file(path: Path, corpus_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> IngestResult:
+def load_file(path: Path, corpus_dir: Path, *, max_bytes: int = MAX_FILE_BYTES) -> IngestResult:
     """Load the article(s) in one file; paths and default ids are relative to `corpus_dir`."""
     path = Path(path)
     rel = _relative(path, Path(corpus_dir))
@@ -76,6 +80,12 @@ def load_file(path: Path, corpus_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTE
     except _SkipError as error:
         skipped.append(Skipped(rel, error.reason))
     return IngestResult(articles=articles, skipped=skipped)
+
+
+def record_file_of(path: str) -> str:
+    """The corpus file of an article or skip path: "a.jsonl:3" → "a.jsonl", "a.json#0" →
+    "a.json"; the path of a whole file comes back as it is."""
+    return _RECORD_NUMBER.sub("", path)
 
 
 # --- files -------------------------------------------------------------------------------------
@@ -174,7 +184,8 @@ def _parse_text(text: str, rel: str, *, markdown: bool) -> Article:
     meta, body = _split_front_matter(text)
     if markdown:
         body = _strip_markdown(body)
-    return _build_article(body, meta, path=rel, default_id=rel)
+    # Whoever wrote a text file put its title on the first line: keep it even if one word.
+    return _build_article(body, meta, path=rel, default_id=rel, first_line_title=True)
 
 
 def _split_front_matter(text: str) -> tuple[Mapping[str, Any], str]:
@@ -242,7 +253,8 @@ def _parse_json(text: str, rel: str) -> Iterator[Article | Skipped]:
     if not data:
         raise _SkipError("no records")
     for index, record in enumerate(data):
-        yield _record_article(record, path=f"{rel}#{index}", default_id=f"{rel}#{index}")
+        path = f"{rel}#{index}"  # the format `record_file_of` reads back
+        yield _record_article(record, path=path, default_id=path)
 
 
 def _parse_jsonl(data: bytes, rel: str) -> Iterator[Article | Skipped]:
@@ -251,7 +263,7 @@ def _parse_jsonl(data: bytes, rel: str) -> Iterator[Article | Skipped]:
         if not raw_line.strip():
             continue
         found = True
-        path = f"{rel}:{number}"
+        path = f"{rel}:{number}"  # the format `record_file_of` reads back
         try:
             record = json.loads(raw_line.decode("utf-8-sig" if number == 1 else "utf-8"))
         except UnicodeDecodeError:
@@ -284,8 +296,15 @@ def _record_article(record: object, *, path: str, default_id: str) -> Article | 
 # --- records -----------------------------------------------------------------------------------
 
 
-def _build_article(text: str, meta: Mapping[str, Any], *, path: str, default_id: str) -> Article:
-    cleaned = clean_text(text, title=_as_text(meta.get("title")))
+def _build_article(
+    text: str,
+    meta: Mapping[str, Any],
+    *,
+    path: str,
+    default_id: str,
+    first_line_title: bool = False,
+) -> Article:
+    cleaned = clean_text(text, title=_as_text(meta.get("title")), first_line_title=first_line_title)
     if not cleaned:
         raise _SkipError("no text after cleaning")
     title, _ = split_title(cleaned)
@@ -320,17 +339,12 @@ def _as_text(value: object) -> str:
 
 def _normalise_date(value: object) -> str:
     """An ISO date "YYYY-MM-DD", or "" when absent or unparseable."""
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if not isinstance(value, str) or not value.strip():
-        return ""
+    if not isinstance(value, str):
+        return iso_date(value) or ""  # YAML front matter gives dates and datetimes
     text = " ".join(value.split())
-    try:
-        return datetime.fromisoformat(text).date().isoformat()
-    except ValueError:
-        pass
+    found = iso_date(text)
+    if found is not None or not text:
+        return found or ""
     for fmt in _DATE_FORMATS:
         try:
             return datetime.strptime(text, fmt).date().isoformat()

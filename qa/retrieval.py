@@ -7,7 +7,6 @@ paraphrases one sentence): on SQuAD, recall@1 74.7% against 66.3% (benchmarks/sq
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -60,23 +59,6 @@ def lexical_query(text: str) -> str:
 def clean_query(text: str) -> str:
     """The query as valid Unicode, trimmed: undecodable input (lone surrogates) becomes "?"."""
     return text.encode("utf-8", "replace").decode("utf-8").strip()
-
-
-def parse_date(value: str | dt.date | None, name: str) -> str | None:
-    """An ISO date string for a filter bound, or a ValueError naming the bad argument."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.date):
-        return value.isoformat()[:10]
-    text = value.strip()
-    try:
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        pass
-    try:
-        return dt.datetime.fromisoformat(text).date().isoformat()
-    except ValueError as error:
-        raise ValueError(f"{name} must be a date like 2023-03-02, not {value!r}") from error
 
 
 def _without_overlaps(hits: list[Hit]) -> list[Hit]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,15 @@ from typing import Any
 from qa.answering import Answerer, AnswerModel
 from qa.chunking import Chunker
 from qa.config import Settings
+from qa.dates import parse_date
 from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.indexing import BuildReport, build_index
-from qa.reading import HeuristicReader, Reader, TransformersReader
-from qa.retrieval import FusionSettings, Retriever, SearchMode, clean_query, parse_date
+from qa.reading import HeuristicReader, Reader, TrainedReader
+from qa.retrieval import FusionSettings, Retriever, SearchMode, clean_query
 from qa.store import ChunkFilter, IndexReader, IndexUnusable
 from qa.types import Answer, Article, Hit, Skipped
+
+log = logging.getLogger(__name__)
 
 
 def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
@@ -35,14 +39,20 @@ def make_chunker(settings: Settings, embedder: Embedder) -> Chunker:
     )
 
 
+SHIPPED_READER = Path(__file__).resolve().parent.parent / "models" / "reader"
+
+
 def make_short_reader(settings: Settings) -> Reader:
+    """The configured reader; the heuristic one, saying why, when the trained one is absent."""
     if settings.reader == "heuristic":
         return HeuristicReader()
-    if settings.reader == "transformers":
-        if not settings.reader_model:
-            raise ValueError("the transformers reader needs a model name or path (reader_model)")
-        return TransformersReader(settings.reader_model)
-    raise ValueError(f"reader must be 'heuristic' or 'transformers', not {settings.reader!r}")
+    if settings.reader != "trained":
+        raise ValueError(f"reader must be 'trained' or 'heuristic', not {settings.reader!r}")
+    folder = Path(settings.reader_model) if settings.reader_model else SHIPPED_READER
+    if not TrainedReader.present(folder):
+        log.warning("no trained reader in %s: short answers by the heuristic reader", folder)
+        return HeuristicReader(name=f"heuristic (no trained reader in {folder})")
+    return TrainedReader(folder)
 
 
 def build(
@@ -108,6 +118,11 @@ class Assistant:
             embedder or make_embedder(settings),
             short_reader=short_reader or make_short_reader(settings),
         )
+
+    @property
+    def answerer(self) -> Answerer:
+        """The answer pipeline itself, for benchmarks and calibration."""
+        return self._answerer
 
     def search(
         self,

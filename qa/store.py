@@ -30,6 +30,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from qa.files import atomic_write_text, fsync_directory, fsync_file
 from qa.types import Article, Chunk, Hit
 
 FORMAT_VERSION = 3  # 2: full-text table, sentences; 3: sentence vectors
@@ -247,29 +248,6 @@ def _casefold(value: str | None) -> str | None:
     return value.casefold() if value is not None else None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync_dir(path.parent)
-
-
 @contextlib.contextmanager
 def build_lock(index_dir: Path | str) -> Iterator[None]:
     """Hold the exclusive build lock of `index_dir`; waits while another build holds it.
@@ -376,7 +354,8 @@ class IndexReader:
             if len(allowed_ids) == 0:
                 return []
             selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
+            # faiss's stubs miss the keyword arguments its Python wrapper adds.
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self._vectors.search(
             query.reshape(1, -1).astype(np.float32), min(k, self._vectors.ntotal), params=params
         )
@@ -397,7 +376,8 @@ class IndexReader:
             if not allowed:
                 return []
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
+            # faiss's stubs miss the keyword arguments its Python wrapper adds.
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         ranked: list[tuple[int, float]] = []
         depth = 4 * k  # a chunk has several sentences: look deeper than k
         while True:
@@ -562,10 +542,6 @@ class IndexReader:
         rows = self.query("SELECT DISTINCT source FROM articles WHERE source <> '' ORDER BY 1")
         return [row["source"] for row in rows]
 
-    def article_hashes(self) -> dict[str, str]:
-        rows = self.query("SELECT article_id, content_hash FROM articles")
-        return {row["article_id"]: row["content_hash"] for row in rows}
-
     def chunk_ids_of(self, article_ids: Iterable[str]) -> list[int]:
         ids = list(article_ids)
         if not ids:
@@ -635,9 +611,12 @@ class GenerationWriter:
             )
 
     def _remove_abandoned(self) -> None:
-        """Staging folders left by a build that was killed are never part of an index."""
+        """Staging folders and half-written manifests left by a build that was killed are never
+        part of an index (the build lock is held, so no other build is writing them)."""
         for leftover in self.index_dir.glob(".staging-gen-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in self.index_dir.glob(f".{MANIFEST}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
     def remove_articles(self, article_ids: Iterable[str]) -> int:
         """Delete articles with their chunks and vectors; returns how many chunks went."""
@@ -655,7 +634,8 @@ class GenerationWriter:
                 )
             ]
             if chunk_ids:
-                self._vectors.remove_ids(np.asarray(chunk_ids, dtype=np.int64))
+                # faiss's stubs miss that its Python wrapper takes an array of ids.
+                self._vectors.remove_ids(np.asarray(chunk_ids, dtype=np.int64))  # type: ignore[arg-type]
                 sentence_ids = [
                     row[0]
                     for row in self._db.execute(
@@ -664,7 +644,7 @@ class GenerationWriter:
                         batch,
                     )
                 ]
-                self._sentence_vectors.remove_ids(np.asarray(sentence_ids, dtype=np.int64))
+                self._sentence_vectors.remove_ids(np.asarray(sentence_ids, dtype=np.int64))  # type: ignore[arg-type]
                 self._db.executemany(
                     "DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in chunk_ids]
                 )
@@ -764,11 +744,11 @@ class GenerationWriter:
         faiss.write_index(self._vectors, str(self._staging / VECTORS))
         faiss.write_index(self._sentence_vectors, str(self._staging / SENTENCE_VECTORS))
         for path in self._staging.iterdir():
-            _fsync_file(path)
-        _fsync_dir(self._staging)
+            fsync_file(path)
+        fsync_directory(self._staging)
         generation = self.index_dir / self._name
         os.replace(self._staging, generation)
-        _fsync_dir(self.index_dir)
+        fsync_directory(self.index_dir)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         manifest = Manifest(
             generation=self._name,
@@ -784,7 +764,7 @@ class GenerationWriter:
             last_build=last_build,
             versions=library_versions(),
         )
-        _write_json_atomically(self.index_dir / MANIFEST, manifest.to_dict())
+        atomic_write_text(self.index_dir / MANIFEST, json.dumps(manifest.to_dict(), indent=2))
         self._remove_old_generations(keep=manifest.generation)
         return manifest
 

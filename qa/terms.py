@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from functools import lru_cache
 
 import snowballstemmer
@@ -37,3 +38,13 @@ def content_sequence(text: str) -> list[str]:
 def content_stems(text: str) -> list[str]:
     """Stems of the words that are not stopwords, in order, without repeats."""
     return list(dict.fromkeys(content_sequence(text)))
+
+
+_PUNCTUATION = frozenset(string.punctuation) | {"“", "”", "’", "‘"}
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's official normalization: lower case, no punctuation, articles or extra spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())

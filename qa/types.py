@@ -115,6 +115,9 @@ class Answer:
     score: float  # how likely (0..1) the passages hold an answer; `found` is this ≥ a threshold
     citations: list[Citation] = field(default_factory=list)
     related: list[Hit] = field(default_factory=list)
+    # Which reader picked the short answer: "trained", or "heuristic" (with the reason when it
+    # stands in for a trained reader whose files are absent).
+    reader: str = ""
 
     @property
     def sources_agreeing(self) -> int:

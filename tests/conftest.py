@@ -16,6 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
+# ONNX exports made by the tests stay inside the checkout (tests/artifacts is ignored by git).
+os.environ.setdefault("QA_CACHE_DIR", str(REPO / "tests" / "artifacts" / "cache"))
 DEFAULT_CORPUS = REPO / "corpus"
 SQUAD = REPO.parent / "shared" / "data" / "squad-dev-v1.1-given.json"
 

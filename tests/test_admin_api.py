@@ -202,3 +202,14 @@ def test_an_index_built_by_another_process_is_picked_up_without_restart(server):
 
     wait_for(found, "the server to serve the new generation", timeout=60)
     assert server.process.poll() is None and server.process.pid == pid
+
+
+def test_a_non_ascii_token_is_compared_as_the_utf8_bytes_a_client_sends():
+    from ui.admin import _header_text, token_matches
+
+    # Starlette hands a header over decoded as latin-1; the client sent UTF-8.
+    header = " sécret ".encode().decode("latin-1")
+    assert token_matches(_header_text(header), "sécret")
+    assert not token_matches(_header_text(header), "secret")
+    assert not token_matches(_header_text("s\xe9cret"), "sécret")  # latin-1 bytes: not the token
+    assert not token_matches(_header_text("\xff\xfe"), "\ufffd\ufffd")  # undecodable bytes

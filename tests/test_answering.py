@@ -16,13 +16,13 @@ from qa.answering import (
     Candidate,
     Linear,
     answerability_features,
-    normalize_answer,
     ranked,
 )
 from qa.chunking import Chunker
 from qa.indexing import build_index
 from qa.service import Assistant
 from qa.store import IndexReader
+from qa.terms import normalize_answer
 from qa.types import Answer
 from tests.conftest import FakeEmbedder
 
@@ -122,7 +122,7 @@ def test_to_dict_carries_everything(assistant: Assistant) -> None:
     data = assistant.ask("How much did the repairs cost?").to_dict()
     assert set(data) == {
         "question", "found", "text", "sentence", "score", "citations", "related",
-        "sources_agreeing",
+        "sources_agreeing", "reader",
     }  # fmt: skip
     assert set(data["citations"][0]) == {
         "article_id", "title", "source", "url", "published", "sentence", "start", "end",
@@ -224,3 +224,62 @@ def test_a_close_runner_up_that_more_articles_report_wins(assistant: Assistant) 
     stray = _candidate("c.txt", "Vienna is a city.", 0.01, (0, 6), coverage=0.2)
     chosen, short, agreeing = answerer._best_supported(ranked([best, rival, stray], ranker))
     assert (chosen.text, short, agreeing) == (best.text, "Geneva", [])
+
+
+# --- reading windows -----------------------------------------------------------------------
+
+ARTICLE = (
+    "Talks opened in Geneva. The envoys met for an hour. "
+    "Nothing was signed. A second round follows in May. The end."
+)
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    import re
+
+    return [m.span() for m in re.finditer(r"[^.]+\.", text)]
+
+
+def test_a_reading_window_grows_around_its_sentence_within_the_limit(monkeypatch) -> None:
+    from qa.answering import features
+
+    sentences = [(s + (1 if ARTICLE[s] == " " else 0), e) for s, e in _sentences(ARTICLE)]
+    monkeypatch.setattr(features, "_WINDOW_CHARS", 80)
+    start, end = features._window(sentences, 2)  # "Nothing was signed."
+    assert start <= sentences[2][0] and sentences[2][1] <= end
+    assert end - start <= 80
+    assert (start, end) == (sentences[1][0], sentences[3][1])  # one neighbour each side
+    # A sentence longer than the limit is its own window.
+    monkeypatch.setattr(features, "_WINDOW_CHARS", 5)
+    assert features._window(sentences, 2) == sentences[2]
+
+
+def test_overlapping_windows_of_one_article_are_read_once() -> None:
+    from dataclasses import replace
+
+    from qa.answering.answerer import _shared_contexts
+
+    def at(article: str, start: int, end: int, window: tuple[int, int]) -> Candidate:
+        base = _candidate(article, ARTICLE[start:end], 0.1, None)
+        return replace(
+            base,
+            start=start,
+            end=end,
+            context=ARTICLE[window[0] : window[1]],
+            context_start=window[0],
+        )
+
+    first = at("a.txt", 24, 51, (0, 71))
+    second = at("a.txt", 52, 71, (24, 102))
+    apart = at("a.txt", 103, 111, (103, 111))
+    other = at("b.txt", 24, 51, (0, 71))
+    merged = _shared_contexts([second, other, first, apart])
+    assert [c.start for c in merged] == [52, 24, 24, 103]  # same order, same sentences
+    for candidate in merged:
+        assert candidate.context == ARTICLE[candidate.context_start :][: len(candidate.context)]
+        assert candidate.context_start <= candidate.start
+        assert candidate.end <= candidate.context_start + len(candidate.context)
+    second_, other_, first_, apart_ = merged
+    assert first_.context == second_.context == ARTICLE[0:102]
+    assert other_.context == ARTICLE[0:71]  # another article's text is never merged in
+    assert apart_.context == ARTICLE[103:111]

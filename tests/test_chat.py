@@ -15,24 +15,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qa.limits import MAX_FIELD_CHARS
 from qa.live import AddResult, Upload
 from qa.types import Answer, Article, Citation, Hit, Skipped
 from ui import chat
-from ui.chat import (
+from ui.admin import token_matches
+from ui.chat import add_articles_steps, chat_turn
+from ui.examples import example_questions
+from ui.forms import date_range, pasted_record
+from ui.rendering import (
     NO_ANSWER,
-    add_articles_steps,
-    chat_turn,
-    date_range,
     escape_text,
-    example_questions,
     format_add_result,
     format_answer,
     format_built_at,
     highlight,
-    pasted_record,
     safe_url,
     stats_line,
-    token_matches,
 )
 
 HOSTILE = [
@@ -484,6 +483,16 @@ def test_pasted_record() -> None:
         pasted_record("", "Body.", url="javascript:alert(1)")
     with pytest.raises(ValueError, match="longer than"):
         pasted_record("x" * 1001, "Body.")
+
+
+def test_pasted_record_has_the_api_limits() -> None:
+    # The form is checked with the admin API's own model: the same limits, the form's words.
+    with pytest.raises(ValueError, match=r"^Outlet is longer than 1,000 characters\.$"):
+        pasted_record("", "Body.", source="x" * (MAX_FIELD_CHARS + 1))
+    assert pasted_record("", "Body.", source="x" * MAX_FIELD_CHARS) == {
+        "text": "Body.",
+        "source": "x" * MAX_FIELD_CHARS,
+    }
 
 
 class FakeUpdater:

@@ -91,6 +91,18 @@ def test_single_line_text_is_its_own_title() -> None:
     assert clean_text("Putin met Xi in Moscow on Monday.") == "Putin met Xi in Moscow on Monday."
 
 
+def test_a_first_line_set_apart_is_the_title_of_a_written_file() -> None:
+    raw = "Geology\n\nRocks form slowly.\n\nSome are old."
+    assert clean_text(raw, first_line_title=True) == raw
+    # Copied from a web page, a lone word at the top is more likely chrome than a title.
+    assert clean_text(raw) == "Rocks form slowly.\n\nSome are old."
+    assert clean_text("fbpx\n\nFBPX\n\nSkip to content\n\n" + raw, first_line_title=True) == raw
+    # Not set apart: the old rule, where a one-word line is never the title.
+    assert clean_text("Geology\nRocks Of The World\n\nThey form.", first_line_title=True) == (
+        "Rocks Of The World\n\nThey form."
+    )
+
+
 def test_explicit_title_is_prepended_and_its_copies_dropped() -> None:
     raw = "Menu\nTALKS  RESUME\nBy Jane Doe\n\nDiplomats met on Thursday."
     assert clean_text(raw, title="Talks Resume") == "Talks Resume\n\nDiplomats met on Thursday."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +92,10 @@ def test_a_model_onnx_cannot_run_falls_back_to_pytorch(
 ) -> None:
     import qa.embedding
 
-    def refuse(model):
+    def refuse(folder, model):
         raise RuntimeError("export not supported")
 
-    monkeypatch.setattr(qa.embedding, "_OnnxTransformer", refuse)
+    monkeypatch.setattr(qa.embedding, "OnnxQueryEncoder", refuse)
     embedder = SentenceTransformerEmbedder()
     with caplog.at_level("WARNING", logger="qa.embedding"):
         vector = embedder.embed_query("Where did they meet?")
@@ -103,3 +104,39 @@ def test_a_model_onnx_cannot_run_falls_back_to_pytorch(
     plain = SentenceTransformerEmbedder(query_runtime="torch")
     expected = plain.embed_query("Where did they meet?")
     assert np.allclose(vector, expected, atol=1e-6)
+
+
+@pytest.mark.integration
+def test_the_onnx_export_is_cached_and_a_new_process_needs_no_pytorch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    import qa.embedding
+
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
+    question = "Where did they meet?"
+    first = SentenceTransformerEmbedder().embed_query(question)
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1
+
+    # A second embedder reads the export from disk: exporting again would fail here.
+    def no_export(model):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(qa.embedding, "export_transformer", no_export)
+    second = SentenceTransformerEmbedder()
+    assert np.allclose(second.embed_query(question), first, atol=1e-6)
+    assert second._onnx is not None
+
+    probe = (
+        "import sys, json; from qa.embedding import SentenceTransformerEmbedder; "
+        f"v = SentenceTransformerEmbedder().embed_query({question!r}); "
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'v': [float(x) for x in v]}))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    result = json.loads(shown.stdout)
+    assert result["torch"] is False
+    assert np.allclose(result["v"], first, atol=1e-6)

@@ -144,6 +144,47 @@ def test_an_unreadable_file_is_skipped_and_its_indexed_version_kept(corpus, tmp_
     assert IndexReader.open(index).article("two.txt") is not None
 
 
+RECORDS = [
+    {"title": "Council passes the budget", "text": BODY},
+    {"title": "Harbour reopens after storm", "text": BODY.replace("budget", "harbour")},
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "unreadable"),
+    [
+        ("news.json", lambda good: good[:-3]),  # invalid JSON
+        ("news.json", lambda good: good.replace(b"council", b"c\xf6uncil")),  # not UTF-8
+        ("news.json", lambda good: good.decode().encode("utf-16")),
+        ("news.jsonl", lambda good: good.decode().encode("utf-16")),
+        ("news.jsonl", lambda good: good + b"\x00"),  # binary
+    ],
+    ids=["json-invalid", "json-latin1", "json-utf16", "jsonl-utf16", "jsonl-binary"],
+)
+def test_an_unreadable_record_file_keeps_all_its_indexed_articles(
+    tmp_path: Path, name: str, unreadable
+):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    if name.endswith(".jsonl"):
+        good = "".join(json.dumps(record) + "\n" for record in RECORDS).encode()
+    else:
+        good = json.dumps(RECORDS).encode()
+    (corpus / name).write_bytes(good)
+    first = build(corpus, index, FakeEmbedder())
+    assert len(first.added) == 2
+    (corpus / name).write_bytes(unreadable(good))
+    report = build(corpus, index, FakeEmbedder())
+
+    assert [s.path for s in report.skipped] == [name]
+    assert report.removed == [] and sorted(report.kept_despite_skip) == sorted(first.added)
+    reader = IndexReader.open(index)
+    for article_id, record in zip(sorted(first.added), RECORDS, strict=True):
+        article = reader.article(article_id)
+        assert article is not None and article.text == f"{record['title']}\n\n{record['text']}"
+    reader.close()
+
+
 def test_changed_model_forces_a_full_rebuild_and_loading_refuses_a_mismatch(corpus, tmp_path):
     index = tmp_path / "index"
     build(corpus, index, FakeEmbedder(64))

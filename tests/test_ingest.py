@@ -100,6 +100,61 @@ def test_plain_text_title_is_first_line(tmp_path: Path) -> None:
     assert (article.source, article.url, article.published, article.author) == ("", "", "", "")
 
 
+GEOLOGY = "Rocks form slowly over millions of years.\n\nSome are older than the oceans."
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "title"),
+    [
+        ("a.txt", "Geology", "Geology"),
+        ("a.txt", "\n\nKenya", "Kenya"),
+        ("a.md", "# Geology", "Geology"),
+        ("a.md", "Kenya", "Kenya"),
+        ("a.md", "---\nsource: Science Daily\n---\n\n## Geology", "Geology"),
+    ],
+)
+def test_a_one_word_first_line_of_a_text_file_is_its_title(
+    tmp_path: Path, name: str, head: str, title: str
+) -> None:
+    write(tmp_path, name, f"{head}\n\n{GEOLOGY}")
+    article = only_article(load_corpus(tmp_path))
+    assert article.title == title
+    assert article.text == f"{title}\n\n{GEOLOGY}"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "fbpx\n\nTalks Resume\n\n" + BODY,  # a tracking pixel is not capitalised
+        "Advertisement\n\nTalks Resume\n\n" + BODY,  # chrome stays chrome
+        "Geology\nTalks Resume\n\n" + BODY,  # no blank line: not set apart as a title
+    ],
+)
+def test_a_first_line_that_is_not_a_title(tmp_path: Path, content: str) -> None:
+    write(tmp_path, "a.txt", content)
+    assert only_article(load_corpus(tmp_path)).title == "Talks Resume"
+
+
+def test_explicit_titles_win_over_a_one_word_first_line(tmp_path: Path) -> None:
+    page = HTML_PAGE.replace("<h1>Talks Resume in Geneva</h1>", "<h2>Geology</h2>")
+    write(tmp_path, "page.html", page)
+    write(tmp_path, "front.md", "---\ntitle: Rock Ages\n---\nGeology\n\n" + GEOLOGY)
+    record = {"title": "Rock Ages", "text": "Geology\n\n" + GEOLOGY}
+    write(tmp_path, "one.json", json.dumps(record))
+    write(tmp_path, "list.json", json.dumps([record]))
+    write(tmp_path, "lines.jsonl", json.dumps(record))
+    result = load_corpus(tmp_path)
+    assert result.skipped == []
+    titles = {article.path: article.title for article in result.articles}
+    assert titles == {
+        "front.md": "Rock Ages",
+        "lines.jsonl:1": "Rock Ages",
+        "list.json#0": "Rock Ages",
+        "one.json": "Rock Ages",
+        "page.html": "Talks Resume in Geneva",
+    }
+
+
 def test_front_matter_metadata(tmp_path: Path) -> None:
     header = front_matter(
         title='"Talks Resume: Day Two"',

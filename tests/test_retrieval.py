@@ -22,7 +22,6 @@ from qa.retrieval import (
     Retriever,
     _without_overlaps,
     lexical_query,
-    parse_date,
 )
 from qa.service import Assistant
 from qa.store import ChunkFilter, IndexReader
@@ -560,22 +559,6 @@ def test_a_filter_that_matches_nothing_returns_no_hits(newsroom, mode, filters) 
 def test_a_malformed_date_raises_value_error_naming_the_argument(newsroom, argument, value) -> None:
     with pytest.raises(ValueError, match=argument):
         newsroom.search(QUERY, **{argument: value})
-
-
-def test_parse_date_accepts_dates_datetimes_and_nothing() -> None:
-    assert parse_date("2023-03-02", "x") == "2023-03-02"
-    assert parse_date(" 2023-03-02 ", "x") == "2023-03-02"
-    assert parse_date("2023-03-02T10:30:00", "x") == "2023-03-02"
-    assert parse_date(dt.date(2023, 3, 2), "x") == "2023-03-02"
-    assert parse_date(dt.datetime(2023, 3, 2, 23, 59), "x") == "2023-03-02"
-    assert parse_date(None, "x") is None
-    assert parse_date("", "x") is None
-
-
-@pytest.mark.parametrize("value", ["2023-03-021", "2023-03-02 and more", "2023-03-02xyz"])
-def test_parse_date_rejects_trailing_garbage(value: str) -> None:
-    with pytest.raises(ValueError, match="published_after"):
-        parse_date(value, "published_after")
 
 
 @pytest.mark.parametrize("mode", MODES)

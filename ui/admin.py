@@ -10,8 +10,8 @@ one, a missing or wrong token gets 401.
 
 from __future__ import annotations
 
+import hmac
 import json
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -21,18 +21,36 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from starlette.datastructures import UploadFile
 
+from qa.limits import MAX_FIELD_CHARS, MAX_FILE_BYTES
 from qa.live import IndexUpdater, Upload
 
-DEFAULT_MAX_UPLOAD_BYTES = 5_000_000
 MAX_ARTICLES_PER_REQUEST = 1_000
 MAX_FILES_PER_REQUEST = 20
 _MULTIPART_OVERHEAD = 64_000  # boundaries and part headers around the file itself
 
-Text = Annotated[str, Field(max_length=1_000)]
+Text = Annotated[str, Field(max_length=MAX_FIELD_CHARS)]
+
+
+def token_matches(given: str | None, expected: str | None) -> bool:
+    """Whether `given`, surrounding spaces aside, is the admin token (compared in constant time).
+
+    Never true when no token is configured. Both sides are compared as their UTF-8 bytes;
+    "surrogatepass" lets text that is not valid Unicode compare too (never equal to valid text).
+    """
+    if not expected or not isinstance(given, str):
+        return False
+    return hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
+def _header_text(value: str) -> str:
+    """A header value as the text the client sent: Starlette decodes header bytes as latin-1."""
+    return value.encode("latin-1", "replace").decode("utf-8", "surrogateescape")
 
 
 class ArticleIn(BaseModel):
-    """One pasted article; only `text` is required."""
+    """One pasted article; only `text` is required. The chat's paste form checks with it too."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -109,20 +127,17 @@ def admin_router(
     updater: IndexUpdater,
     *,
     admin_token: str | None,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_upload_bytes: int = MAX_FILE_BYTES,
 ) -> APIRouter:
     """The admin routes under /api. `admin_token` None or empty disables the write routes."""
     router = APIRouter(prefix="/api", tags=["admin"])
-    expected = admin_token.encode("utf-8") if admin_token else None
     body_limit = max_upload_bytes + _MULTIPART_OVERHEAD
 
     def authorize(request: Request) -> None:
-        if expected is None:
+        if not admin_token:
             raise HTTPException(403, "admin routes are disabled: the server has no admin token")
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        # Header values arrive decoded as latin-1: encoding them back gives the bytes sent.
-        # (compare_digest takes bytes; it refuses str that is not ASCII.)
-        matches = secrets.compare_digest(given.strip().encode("latin-1", "replace"), expected)
+        matches = token_matches(_header_text(given), admin_token)
         if scheme.lower() != "bearer" or not matches:
             raise HTTPException(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}

@@ -12,11 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from qa.limits import MAX_QUERY_CHARS
 from qa.retrieval import SearchMode
 from qa.service import Assistant
 from qa.types import Article, Citation, Hit
-
-MAX_QUERY_CHARS = 1_000
 
 
 def _valid_unicode(text: str) -> str:
@@ -129,14 +128,3 @@ def add_error_handlers(app: FastAPI) -> None:
             for item in error.errors()
         ]
         return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
-
-
-def create_app(assistant: Callable[[], Assistant]) -> FastAPI:
-    app = FastAPI(
-        title="qa",
-        description="Extractive question answering over news articles, with exact citations.",
-        version="0.1.0",
-    )
-    app.include_router(api_router(assistant))
-    add_error_handlers(app)
-    return app

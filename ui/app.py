@@ -17,10 +17,11 @@ from fastapi import FastAPI
 
 from qa.config import Settings
 from qa.embedding import Embedder
+from qa.limits import MAX_FILE_BYTES
 from qa.live import IndexUpdater, LiveAssistant
 from qa.service import Assistant, make_embedder, make_short_reader
 from qa.store import IndexReader
-from ui.admin import DEFAULT_MAX_UPLOAD_BYTES, admin_router
+from ui.admin import admin_router
 from ui.api import add_error_handlers, api_router
 
 # Called last with the app and the live assistant; mounts the web chat at "/" and returns the
@@ -33,7 +34,7 @@ def create_app(
     *,
     embedder: Embedder | None = None,
     admin_token: str | None = None,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_upload_bytes: int = MAX_FILE_BYTES,
     check_interval: float = 1.0,
     mount_chat: MountChat | None = None,
 ) -> FastAPI:

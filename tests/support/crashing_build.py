@@ -43,11 +43,11 @@ def main() -> None:
         qa.store.faiss.write_index = half_written
     elif stage == "manifest":
 
-        def manifest_half_written(path, data):
+        def manifest_half_written(path, text):
             path.with_name(f".{path.name}.tmp").write_text('{"format_version": 1, "gen')
             die()
 
-        qa.store._write_json_atomically = manifest_half_written
+        qa.store.atomic_write_text = manifest_half_written
     elif stage == "cleanup":
         writer._remove_old_generations = lambda self, keep: die()  # type: ignore[method-assign]
     chunker = Chunker(embedder.count_tokens, chunk_tokens=24, overlap_tokens=4)

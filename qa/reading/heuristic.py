@@ -1,38 +1,17 @@
-"""Short-answer readers: find the words inside a passage that answer the question.
+"""The heuristic reader: a short answer picked by the question's type and the passage's words.
 
-A reader gets the question and a few passages (verbatim slices of articles) and returns, for
-each passage, its best span as offsets into that passage, or None.
+No model: who → a name, when → a date, how many → a number, where → a place. It is the fallback
+when the trained reader's files are absent, and its question typing is evidence for the
+answer ranker either way.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
 
+from qa.reading.base import Span
 from qa.terms import STOPWORDS, stem, words
-
-if TYPE_CHECKING:
-    import torch
-
-
-@dataclass(frozen=True)
-class Span:
-    """`passage[start:end]` answers the question with confidence `score` (0..1)."""
-
-    start: int
-    end: int
-    score: float
-
-
-class Reader(Protocol):
-    def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
-        """The best span of each passage, or None where a passage holds no answer."""
-        ...
-
-
-# --- The heuristic reader -------------------------------------------------------------------
 
 _MONTH = (
     r"(?:Jan(?:uary|\.)?|Feb(?:ruary|\.)?|Mar(?:ch|\.)?|Apr(?:il|\.)?|May|June?|July?|"
@@ -170,6 +149,9 @@ class HeuristicReader:
     nearest to the question's words in the passage, and never one made of question words.
     """
 
+    def __init__(self, *, name: str = "heuristic"):
+        self.name = name
+
     def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
         return [self._best(question, passage) for passage in passages]
 
@@ -272,107 +254,3 @@ class HeuristicReader:
         if heads & after:
             score += 0.3  # "New START nuclear treaty" for "Which treaty ..."
         return max(0.0, min(1.0, score / 2.2))
-
-
-# --- The transformers reader ----------------------------------------------------------------
-
-
-class TransformersReader:
-    """Any Hugging Face extractive question-answering model, by name or local path.
-
-    Long passages are read in overlapping windows; batches of windows go through the model at
-    once; the best start/end pair is mapped back to character offsets in the passage.
-    """
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        max_length: int = 384,
-        stride: int = 128,
-        max_answer_tokens: int = 30,
-        batch_size: int = 16,
-        device: str = "cpu",
-    ):
-        self._model_name = model
-        self._max_length = max_length
-        self._stride = stride
-        self._max_answer_tokens = max_answer_tokens
-        self._batch_size = batch_size
-        self._device = device
-        self._model: torch.nn.Module | None = None
-        self._tokenizer = None
-
-    def warm_up(self) -> None:
-        if self._model is None:
-            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self._model_name)
-            model = AutoModelForQuestionAnswering.from_pretrained(self._model_name)
-            self._model = model.to(self._device).eval()
-
-    def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
-        import torch
-
-        self.warm_up()
-        assert self._tokenizer is not None and self._model is not None
-        if not passages:
-            return []
-        encoded = self._tokenizer(
-            [question] * len(passages),
-            list(passages),
-            truncation="only_second",
-            max_length=self._max_length,
-            stride=self._stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=True,
-            return_tensors="pt",
-        )
-        window_passage = encoded.pop("overflow_to_sample_mapping").tolist()
-        offsets = encoded.pop("offset_mapping").tolist()
-        inputs = {k: v.to(self._device) for k, v in encoded.items()}
-        starts, ends = [], []
-        with torch.inference_mode():
-            for begin in range(0, len(window_passage), self._batch_size):
-                batch = {k: v[begin : begin + self._batch_size] for k, v in inputs.items()}
-                output = self._model(**batch)
-                starts.append(output.start_logits.float().cpu())
-                ends.append(output.end_logits.float().cpu())
-        start_logits, end_logits = torch.cat(starts), torch.cat(ends)
-
-        best: list[Span | None] = [None] * len(passages)
-        for window, passage_index in enumerate(window_passage):
-            sequence_ids = encoded.sequence_ids(window)
-            context = [i for i, s in enumerate(sequence_ids) if s == 1]
-            if not context:
-                continue
-            span = self._best_span(
-                start_logits[window], end_logits[window], context, offsets[window]
-            )
-            current = best[passage_index]
-            if span is not None and (current is None or span.score > current.score):
-                best[passage_index] = span
-        return best
-
-    def _best_span(self, start_logits, end_logits, context: list[int], offsets) -> Span | None:
-        import torch
-
-        first, last = context[0], context[-1]
-        start_scores = start_logits[first : last + 1]
-        end_scores = end_logits[first : last + 1]
-        # Score every (start, end) pair with end >= start and a bounded length, at once.
-        pair = start_scores[:, None] + end_scores[None, :]
-        length = torch.arange(len(context))
-        allowed = (length[None, :] >= length[:, None]) & (
-            length[None, :] - length[:, None] < self._max_answer_tokens
-        )
-        pair = pair.masked_fill(~allowed, float("-inf"))
-        flat = int(torch.argmax(pair))
-        i, j = divmod(flat, pair.shape[1])
-        # A softmax over this window's context tokens gives a 0..1 confidence for the pair.
-        probability = float(torch.softmax(start_scores, 0)[i] * torch.softmax(end_scores, 0)[j])
-        start_char, end_char = offsets[first + i][0], offsets[first + j][1]
-        if end_char <= start_char:
-            return None
-        return Span(start_char, end_char, probability)

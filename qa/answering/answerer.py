@@ -1,0 +1,266 @@
+"""Extractive answers: the best sentence of the top passages, its short answer, and citations.
+
+Candidate sentences come from the retrieved passages (qa.answering.features). A linear ranker
+over their evidence orders them; the trained reader then reads the best of them, each with its
+neighbouring sentences, and a second ranker re-orders them by what it found; a third model,
+over the evidence of the question as a whole, decides whether the passages answer it at all
+(qa.answering.model). The short answer is the reader's span inside the chosen sentence; other
+articles whose sentences carry the same short answer, or say the same thing, are cited as
+agreeing sources.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from qa.answering.features import (
+    CONTEXT_OVERLAP,
+    Candidate,
+    SentenceCollector,
+    answerability_features,
+    reader_answerability_features,
+    reader_features,
+)
+from qa.answering.model import AnswerModel, Linear
+from qa.embedding import Embedder
+from qa.reading import Focus, HeuristicReader, Reader, Span, TrainedReader
+from qa.retrieval import Retriever, clean_query
+from qa.store import ChunkFilter, IndexReader
+from qa.terms import content_stems, normalize_answer, words
+from qa.types import Answer, Citation, Hit
+
+# Among sentences with at least this share of the best one's evidence, the answer more articles
+# agree on wins. On SQuAD, where each fact has one source and agreement is chance, 0.1 costs 0.2
+# points of hit@1 against 0.5; in news, where outlets report the same event, it is what makes the
+# event both outlets report win over an aside one of them makes (tests/test_answering_real.py).
+_AGREEMENT_SHARE = 0.1
+# Another article agrees only when its sentence, with its context, covers at least this share of
+# the question words that the supported sentence's covers: on SQuAD this halves the citations of
+# unrelated articles that merely contain the same word or number (38 → 18 in 2,000 questions).
+_AGREEING_COVERAGE = 0.5
+
+
+def ranked(candidates: Sequence[Candidate], ranker: Linear) -> list[Candidate]:
+    """The candidates of one question with the ranker's evidence and share, best first."""
+    return _by_values(candidates, [ranker.value(c.features) for c in candidates])
+
+
+def reranked(candidates: Sequence[Candidate], reranker: Linear) -> list[Candidate]:
+    """Candidates the reader read (with `reader_features`), ordered by the reader-aware ranker."""
+    return _by_values(candidates, [reranker.value(c.reader_features) for c in candidates])
+
+
+def _by_values(candidates: Sequence[Candidate], evidence: Sequence[float]) -> list[Candidate]:
+    if not candidates:
+        return []
+    top = max(evidence)
+    total = sum(math.exp(e - top) for e in evidence)
+    scored = [
+        replace(c, evidence=e, score=math.exp(e - top) / total)
+        for c, e in zip(candidates, evidence, strict=True)
+    ]
+    return sorted(scored, key=lambda c: (-c.evidence, c.hit.article_id, c.start))
+
+
+def _shared_contexts(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates with the reading windows of one article's sentences merged where they
+    overlap: the reader then reads each stretch of text once for all its sentences."""
+    spans: dict[str, list[tuple[int, str]]] = {}
+    for c in sorted(candidates, key=lambda c: (c.hit.article_id, c.context_start)):
+        merged = spans.setdefault(c.hit.article_id, [])
+        if merged and c.context_start <= merged[-1][0] + len(merged[-1][1]):
+            start, text = merged[-1]
+            overlap = start + len(text) - c.context_start
+            merged[-1] = (start, text + c.context[overlap:])
+        else:
+            merged.append((c.context_start, c.context))
+    out = []
+    for c in candidates:
+        start, text = next(
+            (s, t)
+            for s, t in spans[c.hit.article_id]
+            if s <= c.context_start and c.context_start + len(c.context) <= s + len(t)
+        )
+        out.append(replace(c, context=text, context_start=start))
+    return out
+
+
+class Answerer:
+    """Builds an `Answer` for a question from one index's passages.
+
+    Args:
+        reader: the index, for sentences, vectors and term statistics.
+        retriever: finds the passages.
+        embedder: embeds the question once for both retrieval and scoring.
+        short_reader: picks the short answer; a `TrainedReader` also re-ranks the sentences.
+        model: the ranking weights and the no-answer threshold.
+        sentences_to_read: how many of the best-ranked sentences the trained reader reads.
+    """
+
+    def __init__(
+        self,
+        reader: IndexReader,
+        retriever: Retriever,
+        embedder: Embedder,
+        *,
+        short_reader: Reader | None = None,
+        model: AnswerModel | None = None,
+        sentences_to_read: int = 8,
+    ):
+        self._embedder = embedder
+        self._collector = SentenceCollector(reader, retriever)
+        self._short_reader = short_reader or HeuristicReader()
+        self.model = model or AnswerModel.default()
+        self._sentences_to_read = sentences_to_read
+
+    @property
+    def reader_name(self) -> str:
+        return self._short_reader.name
+
+    def embed(self, question: str) -> np.ndarray:
+        """The question's vector, to pass to `candidates` when asking it more than once."""
+        return self._embedder.embed_query(question)
+
+    def candidates(
+        self,
+        question: str,
+        k: int = 5,
+        filters: ChunkFilter | None = None,
+        vector: np.ndarray | None = None,
+    ) -> tuple[list[Candidate], list[Hit]]:
+        """Every sentence of the top-k passages with its features and score, best first, and
+        the passages.
+        """
+        if vector is None:
+            vector = self.embed(question)
+        found, hits = self._collector.collect(question, vector, k, filters)
+        return ranked(found, self.model.ranker), hits
+
+    def read(self, question: str, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The best `sentences_to_read` candidates as the trained reader reads them, with their
+        `reading` and `reader_features`, ordered by the reader-aware ranker when there is one.
+        Empty when the short reader is not a trained one."""
+        if not isinstance(self._short_reader, TrainedReader) or not candidates:
+            return []
+        top = _shared_contexts(candidates[: self._sentences_to_read])
+        focuses = [
+            Focus(c.context, c.start - c.context_start, c.end - c.context_start) for c in top
+        ]
+        readings = self._short_reader.read_focused(question, focuses)
+        read = [replace(c, reading=r) for c, r in zip(top, readings, strict=True)]
+        read = [
+            replace(c, reader_features=f) for c, f in zip(read, reader_features(read), strict=True)
+        ]
+        if self.model.reader is None:
+            return read
+        return reranked(read, self.model.reader.reranker)
+
+    def ask(self, question: str, k: int = 5, filters: ChunkFilter | None = None) -> Answer:
+        """The answer to `question`, with citations, or `found=False` and related passages."""
+        question = clean_query(question)
+        name = self.reader_name
+        candidates, hits = self.candidates(question, k, filters)
+        if not candidates:
+            return Answer(question, False, "", "", 0.0, [], hits, reader=name)
+        read = self.read(question, candidates)
+        confidence, threshold = self._confidence(candidates, read, hits)
+        if confidence < threshold:
+            return Answer(question, False, "", "", round(confidence, 4), [], hits, reader=name)
+        best, short, agreeing = self._best_supported(read or candidates, candidates)
+        span = best.short_span if read else self._locate(best.text, short)
+        citations = [self._cite(best, span)]
+        citations += [self._cite(other, self._locate(other.text, short)) for other in agreeing]
+        return Answer(
+            question, True, short, best.text, round(confidence, 4), citations, hits, reader=name
+        )
+
+    def _confidence(
+        self, candidates: list[Candidate], read: list[Candidate], hits: list[Hit]
+    ) -> tuple[float, float]:
+        """The probability that the passages answer the question, and the threshold for it."""
+        model = self.model
+        if read and model.reader is not None:
+            features = reader_answerability_features(candidates, read, hits)
+            return model.reader.answerable.probability(features), model.reader.threshold
+        return model.answerable.probability(answerability_features(candidates, hits)), (
+            model.threshold
+        )
+
+    def _best_supported(
+        self, ranked_pool: list[Candidate], candidates: list[Candidate] | None = None
+    ) -> tuple[Candidate, str, list[Candidate]]:
+        """Among the sentences of `ranked_pool` with at least _AGREEMENT_SHARE of the best one's
+        evidence, the answer more articles report (among all `candidates`, by default the pool
+        itself), then the order.
+        """
+        candidates = ranked_pool if candidates is None else candidates
+        options = []
+        for rival in ranked_pool:  # best first
+            if rival.score < _AGREEMENT_SHARE * ranked_pool[0].score:
+                break
+            span = rival.short_span
+            short = rival.text[span.start : span.end] if span else ""
+            agreeing = self._agreeing(rival, short, candidates)
+            options.append(((len(agreeing), rival.evidence), rival, short, agreeing))
+        _, chosen, short, agreeing = max(options, key=lambda option: option[0])
+        return chosen, short, agreeing
+
+    def _agreeing(
+        self, best: Candidate, short: str, candidates: list[Candidate]
+    ) -> list[Candidate]:
+        """The best sentence of each other article that supports the same answer."""
+        wanted = normalize_answer(short)
+        best_stems = set(content_stems(best.text))
+        coverage = max(_AGREEING_COVERAGE * best.features[CONTEXT_OVERLAP], 1e-9)
+        agreeing: dict[str, Candidate] = {}
+        for other in candidates:  # every sentence of the passages read, best first
+            if other.hit.article_id == best.hit.article_id or other.hit.article_id in agreeing:
+                continue
+            if other.features[CONTEXT_OVERLAP] < coverage:
+                continue  # about something else: it shares too few of the question's words
+            same_answer = bool(wanted) and f" {wanted} " in f" {normalize_answer(other.text)} "
+            other_stems = set(content_stems(other.text))
+            union = best_stems | other_stems
+            near_duplicate = bool(union) and len(best_stems & other_stems) / len(union) >= 0.5
+            if same_answer or near_duplicate:
+                agreeing[other.hit.article_id] = other
+        return list(agreeing.values())
+
+    @staticmethod
+    def _locate(text: str, short: str) -> Span | None:
+        """Where `short` stands in `text`, ignoring case and punctuation differences."""
+        if not short:
+            return None
+        found = text.lower().find(short.lower())
+        if found >= 0:
+            return Span(found, found + len(short), 1.0)
+        wanted = normalize_answer(short).split()
+        tokens = words(text)
+        for i in range(len(tokens) - len(wanted) + 1):
+            window = tokens[i : i + len(wanted)]
+            if [normalize_answer(t.group()) for t in window] == wanted:
+                return Span(window[0].start(), window[-1].end(), 1.0)
+        return None
+
+    @staticmethod
+    def _cite(candidate: Candidate, span: Span | None) -> Citation:
+        hit = candidate.hit
+        span_start = candidate.start + (span.start if span else 0)
+        span_end = candidate.start + span.end if span else span_start
+        return Citation(
+            article_id=hit.article_id,
+            title=hit.title,
+            source=hit.source,
+            url=hit.url,
+            published=hit.published,
+            sentence=candidate.text,
+            start=candidate.start,
+            end=candidate.end,
+            span_start=span_start,
+            span_end=span_end,
+            score=round(candidate.score, 4),
+        )

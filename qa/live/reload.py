@@ -1,0 +1,141 @@
+"""Serving the newest index generation: a new one is loaded beside the old, then swapped in.
+
+A new generation is loaded completely before the swap; queries already running keep the
+object they started with, whose files stay open (the store keeps one previous generation on
+disk, and an open generation stays readable even once it is deleted).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qa.dates import utc_timestamp
+from qa.embedding import Embedder
+from qa.service import Assistant
+from qa.store import IndexReader, IndexUnusable, read_manifest
+
+
+class LiveAssistant:
+    """The current `Assistant` for `index_dir`, reloaded when the index gets a new generation.
+
+    `get()` reads manifest.json's generation at most every `check_interval` seconds (a 1 kB
+    file). A reload happens in the one thread that noticed the change, while the others go on
+    with the previous assistant. If loading fails (say the generation was removed while it was
+    being opened), the previous assistant stays, and a later check tries again once the
+    manifest names another generation (`refresh()` always tries again).
+
+    Args:
+        embedder: shared by every loaded generation, so the model is loaded once.
+        make_assistant: builds the service over an opened index (default: `Assistant`).
+    """
+
+    def __init__(
+        self,
+        index_dir: Path | str,
+        embedder: Embedder,
+        *,
+        check_interval: float = 1.0,
+        make_assistant: Callable[[IndexReader, Embedder], Assistant] | None = None,
+    ):
+        self.index_dir = Path(index_dir)
+        self.check_interval = check_interval
+        self._embedder = embedder
+        self._make = make_assistant or (lambda reader, emb: Assistant(reader, emb))
+        self._current: Assistant | None = None
+        self._generation: str | None = None
+        self._failed_generation: str | None = None
+        self._next_check = 0.0
+        self._reload_lock = threading.Lock()
+        self._loaded_at: str | None = None
+        self._reloads = 0
+        self._last_error: str | None = None
+
+    @property
+    def generation(self) -> str | None:
+        """The generation the current assistant reads, or None before the first load."""
+        return self._generation
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last reload failed; None once a reload succeeds."""
+        return self._last_error
+
+    def get(self) -> Assistant:
+        """The assistant for the newest loadable generation. Never fails once one is loaded."""
+        current = self._current
+        if current is None:
+            with self._reload_lock:
+                if self._current is None:
+                    self._load_if_new(retry_failed=True)
+            assert self._current is not None
+            return self._current
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self.check_interval
+            # Whoever gets the lock reloads; everyone else keeps answering from `current`.
+            if self._reload_lock.acquire(blocking=False):
+                try:
+                    self._load_if_new(retry_failed=False)
+                except Exception:  # recorded in last_error; keep serving what is loaded
+                    pass
+                finally:
+                    self._reload_lock.release()
+        return self._current or current
+
+    def refresh(self) -> bool:
+        """Check now (after any reload in progress); True if a new generation was swapped in.
+
+        Raises the loading error, if any, and keeps the previous assistant.
+        """
+        with self._reload_lock:
+            before = self._generation
+            self._load_if_new(retry_failed=True)
+            return self._generation != before
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "generation": self._generation,
+            "loaded_at": self._loaded_at,
+            "reloads": self._reloads,
+            "last_error": self._last_error,
+        }
+
+    def _load_if_new(self, *, retry_failed: bool) -> None:
+        """Load the generation manifest.json names unless it is loaded already. Lock held."""
+        manifest = None
+        try:
+            manifest = read_manifest(self.index_dir)
+            if manifest is None:
+                if self._current is not None:
+                    return  # manifest gone (index being replaced by hand?): keep serving
+                raise IndexUnusable(
+                    f"no index in {self.index_dir}; build one with "
+                    f"`qa index build --index {self.index_dir}`"
+                )
+            if manifest.generation == self._generation:
+                return
+            if manifest.generation == self._failed_generation and not retry_failed:
+                return
+            reader = IndexReader.open(self.index_dir)
+            try:
+                assistant = self._make(reader, self._embedder)
+            except BaseException:
+                reader.close()
+                raise
+        except Exception as error:
+            self._last_error = f"{type(error).__name__}: {error}"
+            self._failed_generation = manifest.generation if manifest else None
+            raise
+        # The previous assistant is not closed: a query may still be using it. Its files are
+        # closed when the last reference to it goes.
+        self._current = assistant
+        self._generation = reader.manifest.generation
+        self._failed_generation = None
+        self._loaded_at = utc_timestamp()
+        self._next_check = time.monotonic() + self.check_interval
+        self._reloads += 1
+        self._last_error = None

@@ -1,0 +1,302 @@
+"""The trained reader: a transformer with a question-answering head reads question and passage
+together and points at the answer's first and last tokens.
+
+It loads any extractive QA model folder in the Hugging Face layout (config.json,
+model.safetensors, tokenizer.json), such as the one `qa train-reader` writes to
+models/reader/, or a folder holding a ready `model.onnx`. It runs by ONNX Runtime: the
+PyTorch weights are exported once and the export is cached on disk (qa.onnx_cache), so a new
+process needs neither PyTorch nor transformers to read. Tokenization is the `tokenizers`
+library's, with the same windows and offsets the training used.
+
+Besides the plain `Reader` interface it reads focused windows: a sentence with its neighbours
+as context, the answer confined to the sentence, with the raw scores the answer ranker uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.reading.base import Span
+
+log = logging.getLogger(__name__)
+
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_MAX_QUESTION_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class Focus:
+    """Read `text`, but answer only from `text[start:end]` (the rest is context)."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A reader's verdict on one focus: its best span (offsets into the focus's text) and the
+    raw scores behind it, comparable across the windows of one question.
+
+    `logit` is the span's start + end score; `null_logit` the same for the window's [CLS]
+    token, the model's way of saying "not here"; `logit - null_logit` is the margin.
+    """
+
+    span: Span | None
+    logit: float
+    null_logit: float
+
+    @property
+    def margin(self) -> float:
+        return self.logit - self.null_logit
+
+
+class TrainedReader:
+    """A question-answering model read through ONNX Runtime (or PyTorch, if asked).
+
+    Args:
+        model_dir: the model folder.
+        max_length: tokens per window (question + passage); longer passages are read in
+            windows overlapping by `stride` tokens.
+        max_answer_tokens: the longest answer considered.
+        runtime: "onnx" or "torch".
+    """
+
+    name = "trained"
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        max_length: int = 192,
+        stride: int = 64,
+        max_answer_tokens: int = 30,
+        batch_size: int = 16,
+        runtime: str = "onnx",
+    ):
+        if runtime not in ("onnx", "torch"):
+            raise ValueError(f"runtime must be 'onnx' or 'torch', not {runtime!r}")
+        self.model_dir = Path(model_dir)
+        self._max_length = max_length
+        self._stride = stride
+        self._max_answer_tokens = max_answer_tokens
+        self._batch_size = batch_size
+        self._runtime = runtime
+        self._tokenizer: Any = None
+        self._question_tokenizer: Any = None
+        self._run: Any = None  # (ids, mask, types) -> (start logits, end logits)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def present(model_dir: Path | str) -> bool:
+        """Whether `model_dir` holds a model this reader can load."""
+        folder = Path(model_dir)
+        has_weights = (folder / "model.onnx").is_file() or (folder / "model.safetensors").is_file()
+        return has_weights and (folder / "tokenizer.json").is_file()
+
+    @classmethod
+    def from_loaded(cls, model: Any, tokenizer: Any, **options: Any) -> TrainedReader:
+        """A reader around a PyTorch model in memory (a training run judging itself).
+
+        `tokenizer` is a transformers fast tokenizer; its `tokenizers` backend is used.
+        """
+        reader = cls("", runtime="torch", **options)
+        reader._set_tokenizer(tokenizer.backend_tokenizer)
+        reader._run = _torch_runner(model)
+        return reader
+
+    # --- loading --------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._run is not None:
+                return
+            from tokenizers import Tokenizer
+
+            self._set_tokenizer(Tokenizer.from_file(str(self.model_dir / "tokenizer.json")))
+            self._run = self._onnx_runner() if self._runtime == "onnx" else self._torch_model()
+
+    def _set_tokenizer(self, tokenizer: Any) -> None:
+        pair = tokenizer.__class__.from_str(tokenizer.to_str())
+        pair.no_padding()
+        pair.enable_truncation(
+            self._max_length, stride=self._stride, strategy="only_second", direction="right"
+        )
+        question = tokenizer.__class__.from_str(tokenizer.to_str())
+        question.no_padding()
+        question.no_truncation()
+        self._tokenizer, self._question_tokenizer = pair, question
+
+    def onnx_model(self) -> bytes:
+        """The model as ONNX: the folder's own model.onnx, else the cached export of its
+        PyTorch weights (exported now if not cached yet)."""
+        shipped = self.model_dir / "model.onnx"
+        if shipped.is_file():
+            return shipped.read_bytes()
+        from qa.onnx_cache import cached_export, model_key
+
+        files = [p for p in self.model_dir.iterdir() if p.is_file()]
+        key = model_key("qa-reader", files, {"inputs": _INPUTS, "opset": 17})
+        return cached_export(key, self._export)
+
+    def _onnx_runner(self) -> Any:
+        import onnxruntime
+
+        data = self.onnx_model()
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        names = {i.name for i in session.get_inputs()}
+
+        def run(feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            start, end = session.run(None, {k: v for k, v in feed.items() if k in names})
+            return start, end
+
+        return run
+
+    def _load_torch(self) -> Any:
+        import torch
+        from transformers import AutoModelForQuestionAnswering
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = AutoModelForQuestionAnswering.from_pretrained(
+                str(self.model_dir), dtype=torch.float32
+            )
+        return model.eval()
+
+    def _torch_model(self) -> Any:
+        return _torch_runner(self._load_torch())
+
+    def _export(self) -> bytes:
+        import torch
+
+        from qa.onnx_cache import export_module
+
+        model = self._load_torch()
+
+        class Logits(torch.nn.Module):
+            def __init__(self, inner: torch.nn.Module):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                out = self.inner(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    token_type_ids=token_type_ids,
+                    return_dict=True,
+                )
+                return out.start_logits, out.end_logits
+
+        probe = torch.ones((2, 16), dtype=torch.long)
+        return export_module(
+            Logits(model), (probe, probe, torch.zeros_like(probe)), _INPUTS, ("start", "end")
+        )
+
+    # --- reading --------------------------------------------------------------------------
+
+    def read(self, question: str, passages: Sequence[str]) -> list[Span | None]:
+        readings = self.read_focused(question, [Focus(p, 0, len(p)) for p in passages])
+        return [r.span for r in readings]
+
+    def read_focused(self, question: str, focuses: Sequence[Focus]) -> list[Reading]:
+        """The best span inside each focus, in one batched model run per question.
+
+        Focuses on the same text (several sentences of one passage) share its reading: the text
+        goes through the model once and each focus takes its best span from the same scores.
+        """
+        if not focuses:
+            return []
+        self.warm_up()
+        question = self._short_question(question)
+        texts = list(dict.fromkeys(f.text for f in focuses))
+        of_text: dict[str, list[int]] = {text: [] for text in texts}
+        for index, focus in enumerate(focuses):
+            of_text[focus.text].append(index)
+        encodings = self._tokenizer.encode_batch([(question, text) for text in texts])
+        windows: list[tuple[str, Any]] = []
+        for text, encoding in zip(texts, encodings, strict=True):
+            windows += [(text, e) for e in [encoding, *encoding.overflowing]]
+        start_logits, end_logits = self._logits([e for _, e in windows])
+        best: list[Reading | None] = [None] * len(focuses)
+        for row, (text, encoding) in enumerate(windows):
+            for index in of_text[text]:
+                reading = self._decode(encoding, start_logits[row], end_logits[row], focuses[index])
+                current = best[index]
+                if reading is not None and (current is None or reading.logit > current.logit):
+                    best[index] = reading
+        return [r if r is not None else Reading(None, -math.inf, 0.0) for r in best]
+
+    def _short_question(self, question: str) -> str:
+        """The question cut to _MAX_QUESTION_TOKENS, so a window always has room to read."""
+        encoding = self._question_tokenizer.encode(question, add_special_tokens=False)
+        if len(encoding.ids) <= _MAX_QUESTION_TOKENS:
+            return question
+        return question[: encoding.offsets[_MAX_QUESTION_TOKENS - 1][1]]
+
+    def _logits(self, encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        length = max(len(e.ids) for e in encodings)
+        starts, ends = [], []
+        for begin in range(0, len(encodings), self._batch_size):
+            part = encodings[begin : begin + self._batch_size]
+            feed = {name: np.zeros((len(part), length), dtype=np.int64) for name in _INPUTS}
+            for row, encoding in enumerate(part):
+                n = len(encoding.ids)
+                feed["input_ids"][row, :n] = encoding.ids
+                feed["attention_mask"][row, :n] = 1
+                feed["token_type_ids"][row, :n] = encoding.type_ids
+            start, end = self._run(feed)
+            starts.append(start)
+            ends.append(end)
+        return np.concatenate(starts), np.concatenate(ends)
+
+    def _decode(
+        self, encoding: Any, start_logits: np.ndarray, end_logits: np.ndarray, focus: Focus
+    ) -> Reading | None:
+        offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+        in_passage = np.asarray([s == 1 for s in encoding.sequence_ids])
+        allowed = in_passage & (offsets[:, 0] >= focus.start) & (offsets[:, 1] <= focus.end)
+        allowed &= offsets[:, 1] > offsets[:, 0]
+        positions = np.flatnonzero(allowed)
+        if positions.size == 0:
+            return None
+        starts = start_logits[positions]
+        ends = end_logits[positions]
+        pair = starts[:, None] + ends[None, :]
+        gap = positions[None, :] - positions[:, None]
+        pair = np.where((gap >= 0) & (gap < self._max_answer_tokens), pair, -np.inf)
+        i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
+        logit = float(pair[i, j])
+        null_logit = float(start_logits[0] + end_logits[0])
+        start_char = int(offsets[positions[i], 0])
+        end_char = int(offsets[positions[j], 1])
+        confidence = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit - null_logit))))
+        return Reading(Span(start_char, end_char, confidence), logit, null_logit)
+
+
+def _torch_runner(model: Any) -> Any:
+    import torch
+
+    def run(feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            out = model(**{k: torch.from_numpy(v) for k, v in feed.items()}, return_dict=True)
+        return out.start_logits.float().numpy(), out.end_logits.float().numpy()
+
+    return run
+
+
+def model_card(model_dir: Path | str) -> dict[str, Any]:
+    """The training summary shipped beside a model (training.json), or {}."""
+    path = Path(model_dir) / "training.json"
+    return json.loads(path.read_text("utf-8")) if path.is_file() else {}

