@@ -59,9 +59,10 @@ from qa.answering import (
     reader_answerability_features,
     reranked,
 )
+from qa.components import SHIPPED_READER, make_embedder
 from qa.config import Settings
 from qa.reading import TrainedReader
-from qa.service import SHIPPED_READER, Assistant, build, make_embedder
+from qa.service import Assistant, build
 from qa.store import ChunkFilter
 from qa.training.squad import held_out_articles
 from qa.types import Hit

@@ -28,10 +28,11 @@ QUESTION = "How many nations agreed to the statement?"
 PROBE = """
 import json, sys, time
 began = time.perf_counter()
-from qa.service import Assistant, make_embedder, make_short_reader
+from qa.components import make_embedder, make_short_reader
+from qa.service import Assistant
 from qa.config import Settings
 imported = time.perf_counter()
-settings = Settings(index_dir=sys.argv[1])
+settings = Settings.from_env().with_values(index_dir=sys.argv[1])
 embedder = make_embedder(settings)
 reader = make_short_reader(settings)
 assistant = Assistant.load(settings.index_dir, embedder=embedder, short_reader=reader)

@@ -20,9 +20,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.squad_common import load_squad, questions
+from qa.components import make_embedder
 from qa.config import Settings
 from qa.retrieval import FusionSettings, Retriever
-from qa.service import make_embedder
 from qa.store import IndexReader
 
 INDEX = Path(__file__).resolve().parent / ".cache" / "squad-index-200-32"

@@ -23,8 +23,9 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.squad_common import load_squad, write_corpus
+from qa.components import make_embedder
 from qa.config import Settings
-from qa.service import build, make_embedder
+from qa.service import build
 from qa.store import IndexReader
 
 
@@ -35,7 +36,7 @@ def main() -> None:
         settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index")
         embedder = make_embedder(settings)
         embedder.warm_up()
-        model = embedder._loaded()  # the same loaded model, for the plain baseline
+        model = embedder.model  # the same loaded model, for the plain baseline
         model.encode(["warm up"] * 8)
 
         began = time.perf_counter()

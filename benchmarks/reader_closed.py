@@ -29,8 +29,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.squad_common import SQUAD
+from qa.components import SHIPPED_READER
 from qa.reading import TrainedReader
-from qa.service import SHIPPED_READER
 from qa.training.squad import (
     Example,
     article_titles,

@@ -34,9 +34,10 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.squad_common import load_squad, questions, write_corpus
+from qa.components import SHIPPED_READER, make_embedder
 from qa.config import Settings
 from qa.reading import HeuristicReader, TrainedReader
-from qa.service import SHIPPED_READER, Assistant, build, make_embedder
+from qa.service import Assistant, build
 from qa.training.squad import exact_match, f1, held_out_articles
 
 CACHE = Path(__file__).resolve().parent / ".cache"

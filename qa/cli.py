@@ -7,7 +7,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,14 @@ def _quiet_libraries() -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings()
-    if os.environ.get("QA_MODEL"):
-        settings = replace(settings, embedding_model=os.environ["QA_MODEL"])
-    if getattr(args, "model", None):
-        settings = replace(settings, embedding_model=args.model)
-    if os.environ.get("QA_QUERY_RUNTIME"):
-        settings = replace(settings, query_runtime=os.environ["QA_QUERY_RUNTIME"])
-    if getattr(args, "index", None):
-        settings = replace(settings, index_dir=Path(args.index))
-    if getattr(args, "reader", None):
-        settings = replace(settings, reader=args.reader)
-    if getattr(args, "reader_model", None):
-        settings = replace(settings, reader_model=args.reader_model)
-    if getattr(args, "corpus", None):
-        settings = replace(settings, corpus_dir=Path(args.corpus))
-    return settings
+    """The environment's settings (`Settings.from_env`), then the command's flags."""
+    return Settings.from_env().with_values(
+        embedding_model=getattr(args, "model", None),
+        index_dir=getattr(args, "index", None),
+        corpus_dir=getattr(args, "corpus", None),
+        reader=getattr(args, "reader", None),
+        reader_model=getattr(args, "reader_model", None),
+    )
 
 
 def _print_json(data: Any) -> None:
@@ -88,10 +79,10 @@ def _format_hit(rank: int, hit: Any) -> str:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from qa.service import Assistant, make_embedder
+    from qa.service import Assistant
 
     settings = _settings(args)
-    assistant = Assistant.load(settings.index_dir, embedder=make_embedder(settings))
+    assistant = Assistant.load(settings.index_dir, settings=settings)
     search_options: dict[str, Any] = {
         "k": args.k,
         "mode": args.mode,
@@ -124,8 +115,8 @@ def _index_watch(args: argparse.Namespace) -> int:
     import contextlib
     import threading
 
+    from qa.components import make_embedder
     from qa.live import watch_corpus
-    from qa.service import make_embedder
 
     settings = _settings(args)
     if not settings.corpus_dir.is_dir():
@@ -169,31 +160,24 @@ def _corpus_of(index_dir: Path) -> Path | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from qa.service import make_embedder
+    from qa.application import make_application
     from ui.app import create_app
-    from ui.chat import chat_mounter
 
-    settings = _settings(args)
+    settings = _settings(args).with_values(max_file_bytes=args.max_upload_bytes)
     if not args.corpus:
         # Keep serving the corpus the index was built from, not whatever ./corpus holds.
         built_from = _corpus_of(settings.index_dir)
         if built_from is not None:
-            settings = replace(settings, corpus_dir=built_from)
-    admin_token = os.environ.get("QA_ADMIN_TOKEN") or None
-    app = create_app(
-        settings,
-        embedder=make_embedder(settings),
-        admin_token=admin_token,
-        max_upload_bytes=args.max_upload_bytes,
-        mount_chat=chat_mounter(admin_token=admin_token),
-    )
-    report = app.state.updater.last_report
+            settings = settings.with_values(corpus_dir=built_from)
+    application = make_application(settings)
+    report = application.updater.last_report
     if report is not None:
         for skip in report.skipped:
             print(skip, file=sys.stderr)
         print(report.summary(), file=sys.stderr)
-    app.state.live.get().search("warm up")  # load the model before the first request
-    admin = "enabled" if admin_token else "disabled (set QA_ADMIN_TOKEN to enable)"
+    app = create_app(settings, application=application)
+    application.live.get().ask("warm up")  # load the models before the first request
+    admin = "enabled" if settings.admin_token else "disabled (set QA_ADMIN_TOKEN to enable)"
     print(
         f"serving {settings.index_dir} on http://{args.host}:{args.port}; admin routes {admin}",
         file=sys.stderr,
@@ -228,14 +212,10 @@ def format_answer(answer: Any) -> str:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from qa.service import Assistant, make_embedder, make_short_reader
+    from qa.service import Assistant
 
     settings = _settings(args)
-    assistant = Assistant.load(
-        settings.index_dir,
-        embedder=make_embedder(settings),
-        short_reader=make_short_reader(settings),
-    )
+    assistant = Assistant.load(settings.index_dir, settings=settings)
     options: dict[str, Any] = {
         "k": args.k,
         "source": args.source,

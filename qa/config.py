@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from qa.limits import MAX_FILE_BYTES
+
+# Environment variables read by `Settings.from_env`, and the setting each one fills.
+ENVIRONMENT = {
+    "QA_INDEX": "index_dir",
+    "QA_CORPUS": "corpus_dir",
+    "QA_MODEL": "embedding_model",
+    "QA_QUERY_RUNTIME": "query_runtime",
+    "QA_READER": "reader",
+    "QA_READER_MODEL": "reader_model",
+    "QA_ADMIN_TOKEN": "admin_token",
+}
 
 
 @dataclass(frozen=True)
@@ -15,8 +29,26 @@ class Settings:
     embedding_model: str = "default"  # the bundled all-MiniLM-L6-v2, or any ST name or path
     chunk_tokens: int = 200
     overlap_tokens: int = 32
-    max_file_bytes: int = MAX_FILE_BYTES
+    max_file_bytes: int = MAX_FILE_BYTES  # an article file, in the corpus or uploaded
     embed_batch_size: int = 32
     query_runtime: str = "onnx"  # "onnx" (fast single queries) or "torch"
     reader: str = "trained"  # short-answer reader: "trained" or "heuristic"
     reader_model: str = ""  # the trained reader's folder; "" is the shipped models/reader
+    # The bearer token of the admin routes and the chat's "Add articles" tab; None: disabled.
+    admin_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The defaults, overridden by the QA_* variables of `ENVIRONMENT` that are set."""
+        environ = os.environ if environ is None else environ
+        found = {name: environ.get(variable) for variable, name in ENVIRONMENT.items()}
+        return cls().with_values(**{name: value for name, value in found.items() if value})
+
+    def with_values(self, **values: Any) -> Settings:
+        """A copy with the given settings changed; None leaves one as it is. Folder settings
+        become paths."""
+        given = {name: value for name, value in values.items() if value is not None}
+        for name in ("index_dir", "corpus_dir"):
+            if name in given:
+                given[name] = Path(given[name])
+        return replace(self, **given)

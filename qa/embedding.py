@@ -122,6 +122,11 @@ class SentenceTransformerEmbedder:
         self._loaded()
 
     @property
+    def model(self) -> SentenceTransformer:
+        """The loaded sentence-transformers model (loaded now if it was not)."""
+        return self._loaded()
+
+    @property
     def dimension(self) -> int:
         dimension = self._loaded().get_embedding_dimension()
         if dimension is None:

@@ -3,56 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from qa.answering import Answerer, AnswerModel
-from qa.chunking import Chunker
+from qa.components import make_chunker, make_embedder, make_short_reader
 from qa.config import Settings
 from qa.dates import parse_date
-from qa.embedding import Embedder, SentenceTransformerEmbedder
+from qa.embedding import Embedder
 from qa.indexing import BuildReport, build_index
-from qa.reading import HeuristicReader, Reader, TrainedReader
+from qa.reading import Reader
 from qa.retrieval import FusionSettings, Retriever, SearchMode, clean_query
 from qa.store import ChunkFilter, IndexReader, IndexUnusable
 from qa.types import Answer, Article, Hit, Skipped
-
-log = logging.getLogger(__name__)
-
-
-def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(
-        settings.embedding_model,
-        batch_size=settings.embed_batch_size,
-        query_runtime=settings.query_runtime,
-    )
-
-
-def make_chunker(settings: Settings, embedder: Embedder) -> Chunker:
-    # The limit is checked lazily by the chunker's token counter; the ceiling comes from the model.
-    return Chunker(
-        embedder.count_tokens,
-        chunk_tokens=settings.chunk_tokens,
-        overlap_tokens=settings.overlap_tokens,
-    )
-
-
-SHIPPED_READER = Path(__file__).resolve().parent.parent / "models" / "reader"
-
-
-def make_short_reader(settings: Settings) -> Reader:
-    """The configured reader; the heuristic one, saying why, when the trained one is absent."""
-    if settings.reader == "heuristic":
-        return HeuristicReader()
-    if settings.reader != "trained":
-        raise ValueError(f"reader must be 'trained' or 'heuristic', not {settings.reader!r}")
-    folder = Path(settings.reader_model) if settings.reader_model else SHIPPED_READER
-    if not TrainedReader.present(folder):
-        log.warning("no trained reader in %s: short answers by the heuristic reader", folder)
-        return HeuristicReader(name=f"heuristic (no trained reader in {folder})")
-    return TrainedReader(folder)
 
 
 def build(

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qa.config import Settings
 from qa.limits import MAX_FIELD_CHARS
 from qa.live import AddResult, Upload
 from qa.types import Answer, Article, Citation, Hit, Skipped
@@ -611,10 +612,12 @@ def test_mounting_keeps_the_api_routes() -> None:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.state.updater = FakeUpdater(AddResult())
-    app.state.settings = SimpleNamespace(max_file_bytes=1_000)
-    live = SimpleNamespace(get=lambda: fake)
-    mounted = chat.chat_mounter(admin_token=None)(app, live)  # type: ignore[arg-type]
+    application = SimpleNamespace(
+        settings=Settings(max_file_bytes=1_000),
+        live=SimpleNamespace(get=lambda: fake),
+        updater=FakeUpdater(AddResult()),
+    )
+    mounted = chat.mount_chat(app, application)  # type: ignore[arg-type]
     with TestClient(mounted) as client:
         assert client.get("/api/health").json() == {"status": "ok"}
         page = client.get("/")

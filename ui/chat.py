@@ -1,7 +1,6 @@
 """The web chat: a Gradio app over the live assistant, mounted at "/" beside the /api routes.
 
-    token = os.environ.get("QA_ADMIN_TOKEN") or None
-    app = create_app(settings, admin_token=token, mount_chat=chat_mounter(admin_token=token))
+    app = create_app(Settings.from_env())  # ui.app: the API, then this chat at "/"
 
 Each reply quotes the supporting sentence with the short answer in bold, numbered citation
 markers and a sources panel; "No answer in the articles." comes with the closest passages.
@@ -46,9 +45,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from gradio.components.chatbot import ExampleMessage
 
-    from qa.live import LiveAssistant
+    from qa.application import Application
     from qa.service import Assistant
-    from ui.app import MountChat
 
 log = logging.getLogger(__name__)
 
@@ -355,25 +353,21 @@ def chat_turn(
     return [*history, {"role": "assistant", "content": reply}], [*previous, resolved]
 
 
-def chat_mounter(*, admin_token: str | None) -> MountChat:
-    """A `MountChat` for `ui.app.create_app`: builds the chat and mounts it at "/".
+def mount_chat(app: FastAPI, application: Application) -> FastAPI:
+    """The chat over `application`, mounted at "/" of `app`.
 
-    The "Add articles" tab is there only with an `admin_token`, and asks for it.
+    The "Add articles" tab is there only when the settings hold an admin token, and asks for it.
     """
-
-    def mount(app: FastAPI, live: LiveAssistant) -> FastAPI:
-        updater: IndexUpdater | None = getattr(app.state, "updater", None)
-        settings = getattr(app.state, "settings", None)
-        blocks = build_blocks(live.get, updater=updater, admin_token=admin_token)
-        max_bytes = settings.max_file_bytes if settings is not None else None
-        return gr.mount_gradio_app(
-            app,
-            blocks,
-            path="/",
-            ssr_mode=False,
-            max_file_size=max_bytes,
-            css=CSS,
-            footer_links=["gradio"],
-        )
-
-    return mount
+    settings = application.settings
+    blocks = build_blocks(
+        application.live.get, updater=application.updater, admin_token=settings.admin_token
+    )
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        ssr_mode=False,
+        max_file_size=settings.max_file_bytes,
+        css=CSS,
+        footer_links=["gradio"],
+    )

@@ -1,0 +1,32 @@
+"""Settings from the environment, then from flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qa.config import Settings
+
+
+def test_from_env_reads_the_qa_variables_that_are_set() -> None:
+    settings = Settings.from_env(
+        {
+            "QA_INDEX": "/data/index",
+            "QA_MODEL": "my-model",
+            "QA_READER": "heuristic",
+            "QA_ADMIN_TOKEN": "secret",
+            "QA_CORPUS": "",  # set but empty: the default stays
+            "HOME": "/root",
+        }
+    )
+    assert settings.index_dir == Path("/data/index")
+    assert settings.corpus_dir == Settings().corpus_dir
+    assert (settings.embedding_model, settings.reader) == ("my-model", "heuristic")
+    assert settings.admin_token == "secret"
+    assert "secret" not in repr(settings)
+    assert Settings.from_env({}) == Settings()
+
+
+def test_with_values_changes_only_what_is_given() -> None:
+    settings = Settings().with_values(index_dir="elsewhere", reader=None, max_file_bytes=10)
+    assert settings.index_dir == Path("elsewhere") and settings.reader == "trained"
+    assert settings.max_file_bytes == 10
