@@ -23,7 +23,7 @@ def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(
         settings.embedding_model,
         batch_size=settings.embed_batch_size,
-        query_runtime=settings.query_runtime,
+        runtime=settings.runtime,
     )
 
 

@@ -15,7 +15,7 @@ ENVIRONMENT = {
     "QA_INDEX": "index_dir",
     "QA_CORPUS": "corpus_dir",
     "QA_MODEL": "embedding_model",
-    "QA_QUERY_RUNTIME": "query_runtime",
+    "QA_RUNTIME": "runtime",
     "QA_READER": "reader",
     "QA_READER_MODEL": "reader_model",
     "QA_ADMIN_TOKEN": "admin_token",
@@ -31,7 +31,7 @@ class Settings:
     overlap_tokens: int = 32
     max_file_bytes: int = MAX_FILE_BYTES  # an article file, in the corpus or uploaded
     embed_batch_size: int = 32
-    query_runtime: str = "onnx"  # "onnx" (fast single queries) or "torch"
+    runtime: str = "onnx"  # the embedding model's runtime: "onnx" (faster) or "torch"
     reader: str = "trained"  # short-answer reader: "trained" or "heuristic"
     reader_model: str = ""  # the trained reader's folder; "" is the shipped models/reader
     # The bearer token of the admin routes and the chat's "Add articles" tab; None: disabled.

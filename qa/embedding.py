@@ -1,16 +1,17 @@
 """Turning text into normalized vectors with a sentence-transformers model, loaded lazily.
 
-Documents are embedded in batches by PyTorch. A single query is embedded by ONNX Runtime, which
-runs the same weights about three times faster than PyTorch for one short input on a small CPU;
-its vectors match PyTorch's to within float rounding (checked when the model is exported). The
-export is cached on disk (qa.onnx_cache), so a new process embeds queries without loading
-PyTorch at all.
+Passages (in batches of similar length) and queries are embedded by ONNX Runtime, which runs
+the same weights faster than PyTorch on a small CPU (about three times for one short query,
+benchmarks/index_build.py for passages); its vectors match PyTorch's to within float rounding
+(checked when the model is exported). The export is cached on disk (qa.onnx_cache), so a new
+process builds and searches without loading PyTorch at all.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -85,7 +86,12 @@ def canonical_model_id(model: str) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model on the CPU (or `device`), loaded on first use."""
+    """A sentence-transformers model on the CPU (or `device`), loaded on first use.
+
+    With `runtime="onnx"` (the default) queries, passages and token counts go through
+    `OnnxEncoder` (ONNX Runtime, same vectors), and PyTorch is loaded only to export the model
+    the first time; when the model cannot be exported, PyTorch does everything, with a warning.
+    """
 
     def __init__(
         self,
@@ -93,33 +99,36 @@ class SentenceTransformerEmbedder:
         *,
         device: str = "cpu",
         batch_size: int = 32,
-        query_runtime: str = "onnx",
+        runtime: str = "onnx",
     ):
-        if query_runtime not in ("onnx", "torch"):
-            raise ValueError(f"query_runtime must be 'onnx' or 'torch', not {query_runtime!r}")
+        if runtime not in ("onnx", "torch"):
+            raise ValueError(f"runtime must be 'onnx' or 'torch', not {runtime!r}")
         self._model_name = model
         self._device = device
         self._batch_size = batch_size
-        self._query_runtime = query_runtime
+        self._runtime = runtime
         self._model: SentenceTransformer | None = None
-        self._onnx: OnnxQueryEncoder | None = None
+        self._onnx: OnnxEncoder | None = None
         self._onnx_tried = False
+        self._lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
         return canonical_model_id(self._model_name)
 
     def _loaded(self) -> SentenceTransformer:
-        if self._model is None:
-            from sentence_transformers import SentenceTransformer
+        with self._lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(
-                resolve_model_path(self._model_name), device=self._device
-            )
-        return self._model
+                self._model = SentenceTransformer(
+                    resolve_model_path(self._model_name), device=self._device
+                )
+            return self._model
 
     def warm_up(self) -> None:
-        self._loaded()
+        if self._onnx_encoder() is None:
+            self._loaded()
 
     @property
     def model(self) -> SentenceTransformer:
@@ -128,6 +137,9 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
+        encoder = self._onnx_encoder()
+        if encoder is not None:
+            return encoder.dimension
         dimension = self._loaded().get_embedding_dimension()
         if dimension is None:
             raise ValueError(f"model {self._model_name!r} does not report an embedding size")
@@ -136,14 +148,23 @@ class SentenceTransformerEmbedder:
     @property
     def max_tokens(self) -> int:
         # The limit counts the special tokens ([CLS], [SEP]) the tokenizer adds around the text.
+        encoder = self._onnx_encoder()
+        if encoder is not None:
+            return encoder.max_sequence - 2
         return _sequence_limit(self._loaded()) - 2
 
     def count_tokens(self, text: str) -> int:
+        encoder = self._onnx_encoder()
+        if encoder is not None:
+            return encoder.count_tokens(text)
         return len(self._loaded().tokenizer.tokenize(text))
 
     def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._onnx_encoder() is not None:
+            vectors, _ = self.embed_passages(texts, [[] for _ in texts], progress=progress)
+            return vectors
         vectors = self._loaded().encode_document(
             list(texts),
             batch_size=self._batch_size,
@@ -162,12 +183,28 @@ class SentenceTransformerEmbedder:
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         if len(spans) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        encoder = self._onnx_encoder()
+        bar = _progress_bar(len(texts)) if progress else None
+        try:
+            if encoder is not None:
+                return encoder.encode_passages(
+                    texts, spans, batch_size=self._batch_size, progress=bar
+                )
+            return self._torch_passages(texts, spans, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _torch_passages(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], bar: Any
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         model = self._loaded()
         # Offsets are found by tokenizing what the model encoded: the prompt, then the text.
         prompt = getattr(model, "prompts", {}).get("document") or ""
         passage_rows: list[np.ndarray] = []
         span_rows: list[np.ndarray] = []
-        bar = _progress_bar(len(texts)) if progress else None
         # Token vectors take ~150 KB a passage: encode in slices so memory stays flat.
         for begin in range(0, len(texts), _PASSAGES_PER_SLICE):
             batch = list(texts[begin : begin + _PASSAGES_PER_SLICE])
@@ -182,10 +219,6 @@ class SentenceTransformerEmbedder:
                 span_rows.append(self._pooled_spans(prompt, text, text_spans, output, passage))
             if bar is not None:
                 bar.update(len(batch))
-        if bar is not None:
-            bar.close()
-        if not passage_rows:
-            return np.zeros((0, self.dimension), dtype=np.float32), []
         return np.ascontiguousarray(np.vstack(passage_rows), dtype=np.float32), span_rows
 
     def _pooled_spans(
@@ -209,18 +242,12 @@ class SentenceTransformerEmbedder:
         )
         ids = output["input_ids"].tolist()
         count = len(encoded["input_ids"])
-        tokens = output["token_embeddings"].float().numpy()[:count]
-        rows = np.empty((len(spans), len(passage)), dtype=np.float32)
         if ids[:count] != encoded["input_ids"]:
             log.warning("token offsets do not match the model's input; using passage vectors")
-            rows[:] = passage
-            return rows
+            return np.tile(passage, (len(spans), 1))
         offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2) - len(prompt)
-        real = offsets[:, 1] > offsets[:, 0]  # special tokens have empty offsets
-        for row, (start, end) in enumerate(spans):
-            inside = real & (offsets[:, 0] < end) & (offsets[:, 1] > start)
-            rows[row] = _normalized(tokens[inside].mean(axis=0)) if inside.any() else passage
-        return rows
+        tokens = output["token_embeddings"].float().numpy()[:count]
+        return _pool_spans(tokens, offsets, spans, passage)
 
     def embed_query(self, text: str) -> np.ndarray:
         encoder = self._onnx_encoder()
@@ -231,34 +258,52 @@ class SentenceTransformerEmbedder:
         )
         return np.ascontiguousarray(vector[0], dtype=np.float32)
 
-    def _onnx_encoder(self) -> OnnxQueryEncoder | None:
-        if self._query_runtime != "onnx" or self._onnx_tried:
+    def _onnx_encoder(self) -> OnnxEncoder | None:
+        if self._runtime != "onnx" or self._onnx_tried:
             return self._onnx
-        self._onnx_tried = True
-        folder = Path(resolve_model_path(self._model_name))
-        try:
-            if not (folder / "modules.json").is_file():
-                raise ValueError(f"{folder} is not a local sentence-transformers folder")
-            from qa.onnx_cache import cached_export, model_key
+        with self._lock:
+            if self._onnx_tried:
+                return self._onnx
+            folder = Path(resolve_model_path(self._model_name))
+            try:
+                if not (folder / "modules.json").is_file():
+                    raise ValueError(f"{folder} is not a local sentence-transformers folder")
+                from qa.onnx_cache import cached_export, model_key
 
-            files = [p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts]
-            model = cached_export(model_key("query-encoder", files), self._export_checked)
-            self._onnx = OnnxQueryEncoder(folder, model)
-        except Exception as error:  # any export or runtime failure: PyTorch still works
-            log.warning("queries embedded by PyTorch: ONNX Runtime unavailable (%s)", error)
+                files = [p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts]
+                model = cached_export(model_key("encoder", files), self._export_checked)
+                self._onnx = OnnxEncoder(folder, model)
+            except Exception as error:  # any export or runtime failure: PyTorch still works
+                log.warning("model run by PyTorch: ONNX Runtime unavailable (%s)", error)
+            self._onnx_tried = True
         return self._onnx
 
     def _export_checked(self) -> bytes:
-        """The export, after checking that it embeds a probe as PyTorch does."""
-        model = self._loaded()
+        """The export, after checking that it embeds a query and a passage as PyTorch does."""
+        model = self._load_unlocked()
         exported = export_transformer(model)
-        encoder = OnnxQueryEncoder(Path(resolve_model_path(self._model_name)), exported)
+        encoder = OnnxEncoder(Path(resolve_model_path(self._model_name)), exported)
         probe = "How many nations signed the statement in New Delhi?"
         expected = model.encode_query([probe], normalize_embeddings=True)[0]
-        agreement = float(encoder.encode(probe) @ expected)
+        passage = "Blinken met Lavrov in New Delhi. They talked for ten minutes."
+        document = model.encode_document([passage], normalize_embeddings=True)[0]
+        agreement = min(
+            float(encoder.encode(probe) @ expected),
+            float(encoder.encode_passages([passage], [[]])[0][0] @ document),
+        )
         if agreement < 0.9999:
             raise ValueError(f"ONNX and PyTorch vectors differ (cosine {agreement:.5f})")
         return exported
+
+    def _load_unlocked(self) -> SentenceTransformer:
+        """`_loaded` for a caller that holds the lock already."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(
+                resolve_model_path(self._model_name), device=self._device
+            )
+        return self._model
 
 
 _PASSAGES_PER_SLICE = 256
@@ -275,12 +320,12 @@ def _progress_bar(total: int) -> Any:
     return tqdm(total=total, desc="Embedding", unit="passage")
 
 
-class OnnxQueryEncoder:
-    """A query embedded by ONNX Runtime alone: the `tokenizers` tokenizer, the model's
-    transformer as ONNX, and its pooling and normalization redone in NumPy. No PyTorch.
+class OnnxEncoder:
+    """The model run by ONNX Runtime alone: the `tokenizers` tokenizer, the model's transformer
+    as ONNX, and its pooling and normalization redone in NumPy. No PyTorch.
 
     Only plain pipelines are supported (a Transformer, a mean, CLS or max Pooling, an optional
-    Normalize); `open` raises ValueError for others.
+    Normalize); the constructor raises ValueError for others.
     """
 
     def __init__(self, folder: Path, model: bytes):
@@ -294,8 +339,10 @@ class OnnxQueryEncoder:
         if modules[0].get("path"):
             raise ValueError("the transformer lives in a subfolder")
         settings = _json(folder / "sentence_bert_config.json")
+        if settings.get("do_lower_case"):
+            raise ValueError("lower-casing before the tokenizer would move character offsets")
         pooling = _json(folder / modules[1]["path"] / "config.json")
-        modes = [m for m in ("mean", "cls", "max") if pooling.get(f"pooling_mode_{m}_tokens")]
+        modes = [m for m in ("mean", "max") if pooling.get(f"pooling_mode_{m}_tokens")]
         if pooling.get("pooling_mode_cls_token"):
             modes.append("cls")
         other = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v]
@@ -303,12 +350,15 @@ class OnnxQueryEncoder:
             raise ValueError(f"unsupported pooling {other}")
         self._pooling = modes[0]
         self._normalize = kinds[2:] == ["Normalize"]
-        self._lower = bool(settings.get("do_lower_case"))
         prompts = _json(folder / "config_sentence_transformers.json").get("prompts") or {}
-        self._prompt = prompts.get("query") or ""
+        self._prompts = {kind: prompts.get(kind) or "" for kind in ("query", "document")}
+        self.max_sequence = int(settings.get("max_seq_length") or 256)
+        self.dimension = int(pooling["word_embedding_dimension"])
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(int(settings.get("max_seq_length") or 256))
+        self._counter = Tokenizer.from_str(self._tokenizer.to_str())
+        self._counter.no_truncation()
+        self._tokenizer.enable_truncation(self.max_sequence)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(
@@ -316,23 +366,88 @@ class OnnxQueryEncoder:
         )
         self._inputs = [i.name for i in self._session.get_inputs()]
 
+    def count_tokens(self, text: str) -> int:
+        """Length of `text` in model tokens, without special tokens and without truncation."""
+        return len(self._counter.encode(text, add_special_tokens=False).ids) if text else 0
+
     def encode(self, text: str) -> np.ndarray:
-        text = self._prompt + text
-        encoding = self._tokenizer.encode(text.lower() if self._lower else text)
-        feed = {
-            "input_ids": np.asarray([encoding.ids], dtype=np.int64),
-            "attention_mask": np.asarray([encoding.attention_mask], dtype=np.int64),
-            "token_type_ids": np.asarray([encoding.type_ids], dtype=np.int64),
-        }
+        """A query's vector."""
+        encoding = self._tokenizer.encode(self._prompts["query"] + text)
+        tokens, mask = self._run([encoding])
+        return self._pool(tokens[0], mask[0])
+
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        *,
+        batch_size: int = 32,
+        progress: Any = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each passage's vector and, for each of its character spans, the normalized mean of
+        the token vectors inside the span (the passage vector for a span past the limit).
+
+        Passages go through the model in batches of similar length, so little is padded.
+        """
+        prompt = self._prompts["document"]
+        encodings = self._tokenizer.encode_batch([prompt + text for text in texts])
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        passages = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        for begin in range(0, len(order), batch_size):
+            rows = order[begin : begin + batch_size]
+            tokens, mask = self._run([encodings[i] for i in rows])
+            for row, index in enumerate(rows):
+                passage = self._pool(tokens[row], mask[row])
+                passages[index] = passage
+                offsets = np.asarray(encodings[index].offsets, dtype=np.int64).reshape(-1, 2)
+                pooled[index] = _pool_spans(
+                    tokens[row], offsets - len(prompt), spans[index], passage
+                )
+            if progress is not None:
+                progress.update(len(rows))
+        return passages, pooled
+
+    def _run(self, encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        length = max(len(e.ids) for e in encodings)
+        feed = {name: np.zeros((len(encodings), length), dtype=np.int64) for name in _INPUTS}
+        for row, encoding in enumerate(encodings):
+            n = len(encoding.ids)
+            feed["input_ids"][row, :n] = encoding.ids
+            feed["attention_mask"][row, :n] = encoding.attention_mask
+            feed["token_type_ids"][row, :n] = encoding.type_ids
         (tokens,) = self._session.run(None, {name: feed[name] for name in self._inputs})
-        tokens = tokens[0]
+        return tokens, feed["attention_mask"]
+
+    def _pool(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        real = tokens[mask.astype(bool)]
         if self._pooling == "mean":
-            vector = tokens.mean(axis=0)
+            vector = real.mean(axis=0)
         elif self._pooling == "max":
-            vector = tokens.max(axis=0)
+            vector = real.max(axis=0)
         else:
-            vector = tokens[0]
+            vector = real[0]
         return _normalized(vector) if self._normalize else vector.astype(np.float32)
+
+
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _pool_spans(
+    tokens: np.ndarray,
+    offsets: np.ndarray,
+    spans: Sequence[tuple[int, int]],
+    passage: np.ndarray,
+) -> np.ndarray:
+    """Mean of the contextual token vectors inside each (start, end) character span,
+    normalized; a span with no token (past the model's input limit) gets `passage`."""
+    tokens = tokens[: len(offsets)]
+    real = offsets[:, 1] > offsets[:, 0]  # special tokens have empty offsets
+    rows = np.empty((len(spans), len(passage)), dtype=np.float32)
+    for row, (start, end) in enumerate(spans):
+        inside = real & (offsets[:, 0] < end) & (offsets[:, 1] > start)
+        rows[row] = _normalized(tokens[inside].mean(axis=0)) if inside.any() else passage
+    return rows
 
 
 def _sequence_limit(model: SentenceTransformer) -> int:

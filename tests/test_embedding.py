@@ -49,7 +49,7 @@ def test_each_sentence_vector_is_its_own_words_in_the_index(tmp_path: Path) -> N
 
 @pytest.mark.integration
 def test_onnx_query_vectors_match_pytorch(real_embedder: SentenceTransformerEmbedder) -> None:
-    torch_only = SentenceTransformerEmbedder(query_runtime="torch")
+    torch_only = SentenceTransformerEmbedder(runtime="torch")
     for question in ["Where did they meet?", "How many of the 20 nations agreed?", "é ü 北京 ?"]:
         onnx = real_embedder.embed_query(question)
         assert real_embedder._onnx is not None  # the fast path really ran
@@ -81,9 +81,9 @@ def test_pooled_sentence_vectors_on_the_real_model(
     assert np.allclose(rows[0], passage[0])
 
 
-def test_query_runtime_is_checked() -> None:
-    with pytest.raises(ValueError, match="query_runtime"):
-        SentenceTransformerEmbedder(query_runtime="tensorflow")
+def test_runtime_is_checked() -> None:
+    with pytest.raises(ValueError, match="runtime"):
+        SentenceTransformerEmbedder(runtime="tensorflow")
 
 
 @pytest.mark.integration
@@ -95,13 +95,13 @@ def test_a_model_onnx_cannot_run_falls_back_to_pytorch(
     def refuse(folder, model):
         raise RuntimeError("export not supported")
 
-    monkeypatch.setattr(qa.embedding, "OnnxQueryEncoder", refuse)
+    monkeypatch.setattr(qa.embedding, "OnnxEncoder", refuse)
     embedder = SentenceTransformerEmbedder()
     with caplog.at_level("WARNING", logger="qa.embedding"):
         vector = embedder.embed_query("Where did they meet?")
     assert embedder._onnx is None
     assert "PyTorch" in caplog.text and "export not supported" in caplog.text
-    plain = SentenceTransformerEmbedder(query_runtime="torch")
+    plain = SentenceTransformerEmbedder(runtime="torch")
     expected = plain.embed_query("Where did they meet?")
     assert np.allclose(vector, expected, atol=1e-6)
 
@@ -140,3 +140,24 @@ def test_the_onnx_export_is_cached_and_a_new_process_needs_no_pytorch(
     result = json.loads(shown.stdout)
     assert result["torch"] is False
     assert np.allclose(result["v"], first, atol=1e-6)
+
+
+@pytest.mark.integration
+def test_onnx_passages_sentences_and_token_counts_match_pytorch(
+    real_embedder: SentenceTransformerEmbedder,
+) -> None:
+    """Passages embedded by ONNX Runtime need no rebuild of an index PyTorch built."""
+    torch_only = SentenceTransformerEmbedder(runtime="torch")
+    texts = [PASSAGE, "Short.", "Café 😀 talks in Zürich 🇺🇦 ended. " * 3, "word " * 400 + "Tail."]
+    spans = [split_sentences(t) or [(0, len(t))] for t in texts]
+    onnx_passages, onnx_pooled = real_embedder.embed_passages(texts, spans)
+    assert real_embedder._onnx is not None  # the fast path really ran
+    torch_passages, torch_pooled = torch_only.embed_passages(texts, spans)
+    assert np.all(np.sum(onnx_passages * torch_passages, axis=1) > 0.9999)
+    for mine, theirs in zip(onnx_pooled, torch_pooled, strict=True):
+        assert mine.shape == theirs.shape
+        assert np.all(np.sum(mine * theirs, axis=1) > 0.9999)
+    for text in texts:
+        assert real_embedder.count_tokens(text) == torch_only.count_tokens(text)
+    assert real_embedder.max_tokens == torch_only.max_tokens == 254
+    assert real_embedder.dimension == torch_only.dimension == 384
