@@ -81,10 +81,10 @@ def state(output: Path) -> dict:
     return json.loads((output / CHECKPOINTS / pointer["folder"] / "state.json").read_text())
 
 
-def weights(folder: Path) -> dict:
+def weights(folder: Path, name: str = "model") -> dict:
     from safetensors.torch import load_file
 
-    return load_file(str(folder / "model.safetensors"))
+    return load_file(str(folder / f"{name}.safetensors"))
 
 
 def test_squad_examples_split_by_article(tmp_path: Path) -> None:
@@ -103,15 +103,15 @@ def test_checkpoint_resume_and_export(tmp_path: Path) -> None:
     data = tiny_squad(tmp_path / "tiny.json")
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
 
-    first = train(data, resumed, "--max-steps", "2")
+    first = train(data, resumed, "--max-steps", "2", "--average-epochs", "2")
     assert "training on 12 questions" in first.stderr
     assert state(resumed)["progress"]["step"] == 2
     assert not (resumed / "model.safetensors").exists(), "not finished yet"
 
-    second = train(data, resumed)
+    second = train(data, resumed, "--average-epochs", "2")
     assert "resumed from" in second.stderr and "at step 2/6" in second.stderr
     assert state(resumed)["progress"]["step"] == 6
-    train(data, straight)
+    train(data, straight, "--average-epochs", "2")
 
     # Interrupted and resumed, the run ends exactly where an uninterrupted one does.
     one, other = weights(straight), weights(resumed)
@@ -119,6 +119,13 @@ def test_checkpoint_resume_and_export(tmp_path: Path) -> None:
     for name in one:
         assert (one[name] == other[name]).all(), name
     assert {p.name for p in (resumed / CHECKPOINTS).iterdir()} == {LATEST, "step-0000006"}
+
+    # The exported weights are the mean of the two epochs' end weights (in fp16).
+    epochs = [weights(resumed / "epochs", f"epoch-{n}") for n in (1, 2)]
+    for name, value in one.items():
+        mean = (epochs[0][name] + epochs[1][name]) / 2
+        assert (value.float() - mean).abs().max() <= 1e-2 * (1 + mean.abs().max()), name
+    assert not (epochs[0]["qa_outputs.weight"] == epochs[1]["qa_outputs.weight"]).all()
 
     card = json.loads((resumed / "training.json").read_text())
     assert card["steps"] == 6 and len(card["mean_loss_per_epoch"]) == 2

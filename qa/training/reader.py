@@ -61,6 +61,8 @@ class TrainingConfig:
     weight_decay: float = 0.01
     seed: int = 0
     checkpoint_minutes: float = 5.0
+    # The exported weights are the mean of the last N epochs' end weights (1: the last only).
+    average_epochs: int = 1
     limit: int | None = None  # only the first N training questions (tests, quick trials)
     max_steps: int | None = None  # stop after this many steps (tests)
 
@@ -343,6 +345,8 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
         progress.epoch_loss = 0.0
         progress.epoch += 1
         progress.batch_in_epoch = 0
+        if progress.epoch > config.epochs - config.average_epochs:
+            save_epoch_weights(output, model, progress.epoch)
         save_checkpoint(output, model, optimizer, progress, config)
         if evaluation:
             figures = judge(model, tokenizer, evaluation, config)
@@ -357,8 +361,51 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
         save_checkpoint(output, model, optimizer, progress, config)
         last_save = time.monotonic()
     bar.close()
+    if config.average_epochs > 1:
+        averaged = average_epoch_weights(
+            output, range(config.epochs - config.average_epochs + 1, config.epochs + 1)
+        )
+        model.load_state_dict(averaged)
+        if evaluation:
+            figures = judge(model, tokenizer, evaluation, config)
+            progress.evaluations.append({**figures, "averaged_epochs": config.average_epochs})
+            print(
+                f"\nmean of the last {config.average_epochs} epochs: held-out EM "
+                f"{figures['em']:.1f}, F1 {figures['f1']:.1f}",
+                file=log,
+                flush=True,
+            )
     export(model, tokenizer, output, config, progress)
     return progress
+
+
+EPOCHS = "epochs"
+
+
+def save_epoch_weights(output: Path, model: Any, epoch: int) -> None:
+    """The weights at the end of `epoch`, kept for averaging (atomically: a resumed run may
+    write them again)."""
+    from safetensors.torch import save_file
+
+    folder = output / EPOCHS
+    folder.mkdir(exist_ok=True)
+    target = folder / f"epoch-{epoch}.safetensors"
+    temporary = folder / f".epoch-{epoch}.tmp"
+    weights = {name: p.detach().contiguous() for name, p in model.state_dict().items()}
+    save_file(weights, str(temporary))
+    os.replace(temporary, target)
+
+
+def average_epoch_weights(output: Path, epochs: range) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the saved end-of-epoch weights of `epochs`."""
+    from safetensors.torch import load_file
+
+    total: dict[str, torch.Tensor] = {}
+    for epoch in epochs:
+        weights = load_file(str(output / EPOCHS / f"epoch-{epoch}.safetensors"))
+        for name, value in weights.items():
+            total[name] = total[name] + value if name in total else value.clone()
+    return {name: value / len(epochs) for name, value in total.items()}
 
 
 def judge(
@@ -425,6 +472,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--checkpoint-minutes", type=float, default=defaults.checkpoint_minutes)
+    parser.add_argument(
+        "--average-epochs",
+        type=int,
+        default=defaults.average_epochs,
+        help="export the mean of the last N epochs' weights",
+    )
     parser.add_argument("--limit", type=int, help="only the first N training questions")
     parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after N steps")
 
@@ -444,6 +497,7 @@ def config_from(args: argparse.Namespace) -> TrainingConfig:
         weight_decay=args.weight_decay,
         seed=args.seed,
         checkpoint_minutes=args.checkpoint_minutes,
+        average_epochs=args.average_epochs,
         limit=args.limit,
         max_steps=args.max_steps,
     )
