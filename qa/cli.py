@@ -158,6 +158,11 @@ def _corpus_of(index_dir: Path) -> Path | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from qa.memory import tune_malloc
+
+    # First, before the models and the request threads allocate: keeps RSS flat over rebuilds.
+    tune_malloc()
+
     import uvicorn
 
     from qa.application import make_application
@@ -331,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return int(args.handler(args))
-    except (IndexUnusable, ValueError) as error:
+    except (IndexUnusable, ValueError, OSError) as error:
+        # A missing or unwritable path is the user's to fix: a message, not a traceback.
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

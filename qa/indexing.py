@@ -13,7 +13,7 @@ import numpy as np
 
 from qa.chunking import Chunker
 from qa.embedding import Embedder
-from qa.ingest import load_corpus, record_file_of
+from qa.ingest import load_corpus, record_file_of, refused_by_policy
 from qa.limits import MAX_FILE_BYTES
 from qa.sentences import split_sentences
 from qa.store import (
@@ -23,6 +23,7 @@ from qa.store import (
     Manifest,
     build_lock,
     read_manifest,
+    remove_abandoned,
 )
 from qa.types import Article, Chunk, Skipped
 
@@ -86,7 +87,8 @@ def _full_rebuild_reason(
 def _protected_by_skip(indexed: Article, unreadable: set[str]) -> bool:
     """An indexed article whose record or file is now unreadable keeps its last good version.
 
-    `unreadable`: the paths of this build's skips, records ("a.jsonl:3") and files alike.
+    `unreadable`: the paths of this build's skips, records ("a.jsonl:3") and files alike, except
+    those refused by policy (`qa.ingest.refused_by_policy`: a link, an invalid id).
     """
     return indexed.path in unreadable or record_file_of(indexed.path) in unreadable
 
@@ -113,6 +115,8 @@ def build_index(
         on_skip: called for each unreadable input as soon as it is found.
     """
     with build_lock(index_dir):
+        # A killed build's leftovers go now, even when this build turns out to have nothing to do.
+        remove_abandoned(Path(index_dir))
         return _build(
             corpus_dir, index_dir, embedder, chunker, full, max_file_bytes, progress, on_skip
         )
@@ -158,7 +162,7 @@ def _build(
             report.updated.append(article.article_id)
             to_embed.append(article)
     report.unchanged = len(wanted) - len(to_embed)
-    unreadable = {skip.path for skip in report.skipped}
+    unreadable = {skip.path for skip in report.skipped if not refused_by_policy(skip)}
     for article_id, previous in indexed.items():
         if article_id in wanted:
             continue

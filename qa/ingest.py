@@ -6,10 +6,12 @@ Nothing here raises on bad input or prints: every file or record that cannot be 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
@@ -36,6 +38,11 @@ _MD_LINK = re.compile(r"\[([^\]\n]+)\]\([^)\n]*\)")
 # The record paths `_parse_json` and `_parse_jsonl` give: "a.json#0" (list index), "a.jsonl:3"
 # (line number).
 _RECORD_NUMBER = re.compile(r"(?:(?<=\.json)#|(?<=\.jsonl):)\d+$", re.IGNORECASE)
+# Reasons that name a policy, not a fault (see `refused_by_policy`).
+NOT_FOLLOWED = "symbolic link, not followed"
+_INVALID_ID = "invalid id "
+MAX_ID_CHARS = 1_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class _SkipError(Exception):
@@ -82,6 +89,30 @@ def load_file(path: Path, corpus_dir: Path, *, max_bytes: int = MAX_FILE_BYTES) 
     return IngestResult(articles=articles, skipped=skipped)
 
 
+def article_id_problem(article_id: str) -> str | None:
+    """Why `article_id` cannot name an article, or None when it can.
+
+    An id is shown, sent back in URLs (/api/articles/{id}) and compared as text: no control
+    characters, no "." or ".." path segments, no leading slash, at most MAX_ID_CHARS characters.
+    """
+    if not article_id:
+        return "it is empty"
+    if len(article_id) > MAX_ID_CHARS:
+        return f"longer than {MAX_ID_CHARS:,} characters"
+    if _CONTROL.search(article_id):
+        return "it holds control characters"
+    if article_id.startswith("/") or {".", ".."} & set(re.split(r"[/\\]", article_id)):
+        return 'it is an absolute path or holds a "." or ".." segment'
+    return None
+
+
+def refused_by_policy(skip: Skipped) -> bool:
+    """Whether `skip` is input refused by rule (a symbolic link, an invalid id) rather than input
+    that could not be read: an article indexed from it before is removed by the next build,
+    not kept as its last good version."""
+    return skip.reason == NOT_FOLLOWED or skip.reason.startswith(_INVALID_ID)
+
+
 def record_file_of(path: str) -> str:
     """The corpus file of an article or skip path: "a.jsonl:3" → "a.jsonl", "a.json#0" →
     "a.json"; the path of a whole file comes back as it is."""
@@ -92,9 +123,11 @@ def record_file_of(path: str) -> str:
 
 
 def _walk(corpus_dir: Path) -> list[Path]:
+    """Every file, and every link to a folder (not followed: reported as skipped), sorted."""
     found: list[Path] = []
     for root, dirs, files in os.walk(corpus_dir):
         dirs[:] = [d for d in dirs if not d.startswith(".")]  # prune hidden folders in place
+        found.extend(Path(root, name) for name in dirs if Path(root, name).is_symlink())
         found.extend(Path(root, name) for name in files if not name.startswith("."))
     return sorted(found, key=lambda p: p.relative_to(corpus_dir).as_posix())
 
@@ -109,6 +142,9 @@ def _relative(path: Path, corpus_dir: Path) -> str:
 
 
 def _parse_file(path: Path, rel: str, max_bytes: int) -> Iterator[Article | Skipped]:
+    # A link may point anywhere on the machine, and the API serves what is indexed.
+    if path.is_symlink():
+        raise _SkipError(NOT_FOLLOWED)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise _SkipError(f"unsupported extension {suffix}" if suffix else "no file extension")
@@ -125,14 +161,29 @@ def _parse_file(path: Path, rel: str, max_bytes: int) -> Iterator[Article | Skip
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
     try:
-        if not path.is_file():
-            raise _SkipError("not a regular file")
-        size = path.stat().st_size  # checked before reading so a huge file is never loaded
-        if size > max_bytes:
-            raise _SkipError(_too_large(size, max_bytes))
-        data = path.read_bytes()
+        # O_NOFOLLOW: a file swapped for a link after the check above is still not followed.
+        # O_NONBLOCK: opening a named pipe does not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _SkipError(NOT_FOLLOWED) from error
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise _SkipError("not a regular file") from error
         raise _SkipError(f"cannot read file: {error.strerror or error}") from error
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise _SkipError("not a regular file")
+            # Checked before reading so a huge file is never loaded; the read is bounded too, in
+            # case the file grows in between.
+            if status.st_size > max_bytes:
+                raise _SkipError(_too_large(status.st_size, max_bytes))
+            data = handle.read(max_bytes + 1)
+        except OSError as error:
+            raise _SkipError(f"cannot read file: {error.strerror or error}") from error
+    if len(data) > max_bytes:
+        raise _SkipError(_too_large(len(data), max_bytes))
     if not data:
         raise _SkipError("empty file")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -242,7 +293,7 @@ def _parse_json(text: str, rel: str) -> Iterator[Article | Skipped]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise _SkipError(f"invalid JSON: {error.msg} at line {error.lineno}") from error
+        raise _SkipError(f"invalid JSON: {_json_problem(error)} at line {error.lineno}") from error
     except RecursionError as error:
         raise _SkipError("invalid JSON: nested too deeply") from error
     if isinstance(data, dict):
@@ -270,7 +321,7 @@ def _parse_jsonl(data: bytes, rel: str) -> Iterator[Article | Skipped]:
             yield Skipped(path, "not UTF-8 text")
             continue
         except json.JSONDecodeError as error:
-            yield Skipped(path, f"invalid JSON: {error.msg} at column {error.colno}")
+            yield Skipped(path, f"invalid JSON: {_json_problem(error)} at column {error.colno}")
             continue
         except RecursionError:
             yield Skipped(path, "invalid JSON: nested too deeply")
@@ -278,6 +329,12 @@ def _parse_jsonl(data: bytes, rel: str) -> Iterator[Article | Skipped]:
         yield _record_article(record, path=path, default_id=f"{rel}#{number}")
     if not found:
         raise _SkipError("no records")
+
+
+def _json_problem(error: json.JSONDecodeError) -> str:
+    # Some of json's messages end in "at" ("Unterminated string starting at"): the position
+    # follows; without this the reason read "... starting at at line 1".
+    return error.msg.removesuffix(" at")
 
 
 def _record_article(record: object, *, path: str, default_id: str) -> Article | Skipped:
@@ -308,8 +365,12 @@ def _build_article(
     if not cleaned:
         raise _SkipError("no text after cleaning")
     title, _ = split_title(cleaned)
+    article_id = _as_text(meta.get("id")) or default_id
+    problem = article_id_problem(article_id)
+    if problem is not None:
+        raise _SkipError(f"{_INVALID_ID}{_shown_id(article_id)}: {problem}")
     fields = {
-        "article_id": _as_text(meta.get("id")) or default_id,
+        "article_id": article_id,
         "title": title,
         "text": cleaned,
         "source": _as_text(meta.get("source")),
@@ -318,6 +379,10 @@ def _build_article(
         "author": _as_text(meta.get("author")),
     }
     return Article(**fields, path=path, content_hash=_content_hash(fields))
+
+
+def _shown_id(article_id: str) -> str:
+    return repr(article_id if len(article_id) <= 80 else article_id[:80] + "…")
 
 
 def _content_hash(fields: Mapping[str, str]) -> str:

@@ -22,6 +22,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,9 +132,18 @@ class ChunkFilter:
             conditions.append("a.published <> '' AND substr(a.published, 1, 10) <= ?")
             parameters.append(self.published_before)
         if self.article_ids is not None:
-            conditions.append(f"a.article_id IN ({','.join('?' * len(self.article_ids))})")
-            parameters.extend(self.article_ids)
+            conditions.append(f"a.article_id IN {_IN_LIST}")
+            parameters.append(_json_list(self.article_ids))
         return " AND ".join(conditions), parameters
+
+
+# A list of any length as one parameter: `IN (?, ?, ...)` stops at SQLite's variable limit
+# (32,766), and a filter may name hundreds of thousands of articles.
+_IN_LIST = "(SELECT value FROM json_each(?))"
+
+
+def _json_list(values: Iterable[Any]) -> str:
+    return json.dumps(list(values), ensure_ascii=False)
 
 
 class IndexUnusable(Exception):
@@ -248,6 +258,18 @@ def _casefold(value: str | None) -> str | None:
     return value.casefold() if value is not None else None
 
 
+def remove_abandoned(index_dir: Path) -> None:
+    """Remove the staging folders and half-written manifests a killed build left behind.
+
+    They are never part of an index. Call it with the build lock held, so that no other build
+    is writing them.
+    """
+    for leftover in index_dir.glob(".staging-gen-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in index_dir.glob(f".{MANIFEST}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def build_lock(index_dir: Path | str) -> Iterator[None]:
     """Hold the exclusive build lock of `index_dir`; waits while another build holds it.
@@ -300,6 +322,10 @@ class IndexReader:
         self._sentence_chunks: tuple[np.ndarray, np.ndarray] | None = None
         self._db = db
         self._lock = threading.Lock()
+        # A sqlite3 connection sits in a reference cycle with its own statement cache, so
+        # dropping it leaves the file open (deleted generations included) until the cycle
+        # collector runs. Closing it when the reader goes makes the release immediate.
+        self._closer = weakref.finalize(self, db.close)
 
     @classmethod
     def open(cls, index_dir: Path | str) -> IndexReader:
@@ -341,7 +367,7 @@ class IndexReader:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._closer()
 
     def search_vectors(
         self, query: np.ndarray, k: int, allowed_ids: Sequence[int] | None = None
@@ -488,8 +514,7 @@ class IndexReader:
         if not terms:
             return {}
         rows = self.query(
-            f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(terms))})",
-            list(terms),
+            f"SELECT term, doc FROM chunks_vocab WHERE term IN {_IN_LIST}", [_json_list(terms)]
         )
         return {row["term"]: row["doc"] for row in rows}
 
@@ -509,8 +534,8 @@ class IndexReader:
             f"""SELECT c.id, c.start, c."end", c.text, a.article_id, a.title, a.source, a.url,
                        a.published
                 FROM chunks c JOIN articles a ON a.id = c.article
-                WHERE c.id IN ({",".join("?" * len(ids))})""",
-            ids,
+                WHERE c.id IN {_IN_LIST}""",
+            [_json_list(ids)],
         )
         by_id = {row["id"]: row for row in rows}
         return [
@@ -548,8 +573,8 @@ class IndexReader:
             return []
         rows = self.query(
             f"""SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article
-                WHERE a.article_id IN ({",".join("?" * len(ids))}) ORDER BY c.id""",
-            ids,
+                WHERE a.article_id IN {_IN_LIST} ORDER BY c.id""",
+            [_json_list(ids)],
         )
         return [row["id"] for row in rows]
 
@@ -584,7 +609,7 @@ class GenerationWriter:
     def __init__(self, index_dir: Path | str, *, base: Manifest | None, dimension: int):
         self.index_dir = Path(index_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        self._remove_abandoned()
+        remove_abandoned(self.index_dir)
         self._name = f"gen-{time.time_ns()}"
         self._staging = self.index_dir / f".staging-{self._name}"
         self._staging.mkdir()
@@ -609,14 +634,6 @@ class GenerationWriter:
                 f"index has dimension {self._vectors.d}, the embedder {dimension}; "
                 "rebuild it with `qa index build --full`"
             )
-
-    def _remove_abandoned(self) -> None:
-        """Staging folders and half-written manifests left by a build that was killed are never
-        part of an index (the build lock is held, so no other build is writing them)."""
-        for leftover in self.index_dir.glob(".staging-gen-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        for leftover in self.index_dir.glob(f".{MANIFEST}.*.tmp"):
-            leftover.unlink(missing_ok=True)
 
     def remove_articles(self, article_ids: Iterable[str]) -> int:
         """Delete articles with their chunks and vectors; returns how many chunks went."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,9 @@ class Skipped:
     reason: str
 
     def __str__(self) -> str:
-        return f"skipped {self.path}: {self.reason}"
+        # One line whatever the file's name: a control character in it is shown escaped.
+        path = _CONTROL.sub(lambda found: repr(found.group())[1:-1], self.path)
+        return f"skipped {path}: {self.reason}"
 
 
 @dataclass(frozen=True)

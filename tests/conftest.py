@@ -22,6 +22,16 @@ DEFAULT_CORPUS = REPO / "corpus"
 SQUAD = REPO.parent / "shared" / "data" / "squad-dev-v1.1-given.json"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="run tests/reliability at full size (2,000 requests under load, 20 kills of a "
+        "build, 30 rebuilds for memory; about 15 minutes) instead of the quick default",
+    )
+
+
 class FakeEmbedder:
     """Bag of hashed lower-cased words: texts sharing words get similar vectors. No model."""
 

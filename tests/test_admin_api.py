@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -205,7 +207,8 @@ def test_an_index_built_by_another_process_is_picked_up_without_restart(server):
 
 
 def test_a_non_ascii_token_is_compared_as_the_utf8_bytes_a_client_sends():
-    from ui.admin import _header_text, token_matches
+    from ui.security import header_text as _header_text
+    from ui.security import token_matches
 
     # Starlette hands a header over decoded as latin-1; the client sent UTF-8.
     header = " sécret ".encode().decode("latin-1")
@@ -213,3 +216,94 @@ def test_a_non_ascii_token_is_compared_as_the_utf8_bytes_a_client_sends():
     assert not token_matches(_header_text(header), "secret")
     assert not token_matches(_header_text("s\xe9cret"), "sécret")  # latin-1 bytes: not the token
     assert not token_matches(_header_text("\xff\xfe"), "\ufffd\ufffd")  # undecodable bytes
+
+
+@pytest.mark.parametrize(
+    "article_id", ["../../etc/passwd", "a\u0000b", "/abs/olute", "line\nbreak", "./x"]
+)
+def test_an_article_id_that_is_no_usable_id_is_refused(server, article_id):
+    response = server.client.post(
+        "/api/articles", json={"id": article_id, "text": LUMBRIDGE}, headers=AUTH
+    )
+    assert response.status_code == 422, response.text
+    assert "id: not a usable id" in response.json()["detail"]
+
+
+def test_the_admin_session_cookie_lets_a_browser_upload_files(servers):
+    admin, plain = servers
+    assert plain.client.post("/api/admin/session", headers=AUTH).status_code == 403
+    assert admin.client.post("/api/admin/session").status_code == 401
+    wrong = {"Authorization": "Bearer wrong-token"}
+    assert admin.client.post("/api/admin/session", headers=wrong).status_code == 401
+
+    def upload(client: httpx.Client, **headers: str) -> httpx.Response:
+        return client.post(
+            "/gradio_api/upload", files={"files": ("a.txt", b"hello")}, headers=headers
+        )
+
+    with httpx.Client(base_url=admin.server.url, timeout=60) as browser:
+        assert upload(browser).status_code == 403
+        response = browser.post("/api/admin/session", headers=AUTH)
+        assert response.status_code == 204
+        cookie = response.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and TOKEN not in cookie
+        stored = upload(browser)
+        assert stored.status_code == 200, stored.text
+        assert upload(browser, origin=admin.server.url).status_code == 200
+        # A page of another origin (another port of this host) cannot use the cookie.
+        assert upload(browser, origin="http://127.0.0.1:1").status_code == 403
+        (path,) = stored.json()
+        assert Path(path).is_relative_to(admin.root / "gradio")
+        assert browser.get(f"/gradio_api/file={path}").status_code == 200
+        assert admin.client.get(f"/gradio_api/file={path}").status_code == 403  # no cookie
+        assert browser.delete("/api/admin/session").status_code == 204
+        assert upload(browser).status_code == 403
+    assert upload(admin.client, Authorization=f"Bearer {TOKEN}").status_code == 200
+    assert upload(plain.client, Authorization=f"Bearer {TOKEN}").status_code == 403
+
+
+def test_build_errors_and_server_paths_need_the_token(server):
+    """A failed build's error names the corpus folder: only the admin sees it."""
+    moved = server.root / "corpus-away"
+    server.corpus.rename(moved)
+    try:
+        assert server.client.post("/api/index/rebuild", headers=AUTH).status_code == 202
+
+        def failed() -> dict | None:
+            status = server.client.get("/api/index/status", headers=AUTH).json()
+            return status if status["state"] == "failed" else None
+
+        status = wait_for(failed, "the rebuild to fail", timeout=120)
+        assert str(server.corpus) in status["last_error"]
+        public = server.client.get("/api/index/status").json()
+        assert public["state"] == "failed"
+        assert public["last_error"] == "hidden: send the admin token to see it"
+        assert str(server.root) not in json.dumps(public)
+        assert not re.search(r'"/(tmp|home|root|work)/', json.dumps(public))
+    finally:
+        moved.rename(server.corpus)
+    assert server.client.post("/api/index/rebuild", headers=AUTH).status_code == 202
+
+    def idle() -> dict | None:
+        status = server.client.get("/api/index/status").json()
+        return status if status["state"] == "idle" else None
+
+    assert wait_for(idle, "the rebuild to succeed", timeout=120)["last_error"] is None
+
+
+def test_public_status_scrubs_paths():
+    from ui.admin import public_status
+
+    folders = [Path("/srv/qa/index"), Path("/srv/qa/corpus")]
+    status = {
+        "state": "failed",
+        "last_error": "ValueError: corpus folder /srv/qa/corpus does not exist",
+        "reload_error": None,
+        "last_report": {"full_reason": "existing index unusable (index in /srv/qa/index is bad)"},
+        "last_summary": "added 0 (full rebuild: existing index unusable (/var/x/y.sqlite3 bad))",
+    }
+    public = public_status(status, folders)
+    assert public["last_error"] == "hidden: send the admin token to see it"
+    assert public["reload_error"] is None
+    assert public["last_report"]["full_reason"] == "existing index unusable (index in … is bad)"
+    assert "/var" not in public["last_summary"] and "/srv" not in json.dumps(public)

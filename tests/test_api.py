@@ -125,7 +125,7 @@ def search(client: httpx.Client, **body: Any) -> list[dict[str, Any]]:
     return response.json()["hits"]
 
 
-def assert_unprocessable(response: httpx.Response, field: str) -> None:
+def assert_unprocessable(response: httpx.Response, field: str | int) -> None:
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert isinstance(detail, list) and detail
@@ -297,6 +297,22 @@ def test_stats(client: httpx.Client) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stats["built_at"])
 
 
+def test_stats_name_no_absolute_path_of_the_server(client: httpx.Client, built: Settings) -> None:
+    stats = client.get("/api/stats").json()
+    # The index lies outside the project (a temporary folder): its path is not shown at all.
+    assert "index_dir" in stats and stats["index_dir"] is None
+    assert str(built.index_dir.parent) not in json.dumps(stats)
+
+
+def test_public_path_is_relative_to_the_project(tmp_path: Path, monkeypatch) -> None:
+    from ui.api import public_path
+
+    monkeypatch.chdir(tmp_path)
+    assert public_path(tmp_path / "index") == "index"
+    assert public_path("index") == "index"
+    assert public_path(tmp_path.parent / "elsewhere") is None
+
+
 def test_docs_and_openapi(client: httpx.Client) -> None:
     docs = client.get("/docs")
     assert docs.status_code == 200
@@ -335,10 +351,77 @@ LONGEST = ("Blinken Lavrov New Delhi G20 meeting " * 40)[:999] + "x"
         ({"query": "x", "mode": "fuzzy"}, "mode"),
         ({"query": "x", "mode": ""}, "mode"),
         ({"query": "x", "article_ids": "000.txt"}, "article_ids"),
+        # Only control or invisible characters.
+        ({"query": "\u0000"}, "query"),
+        ({"query": " \u0001\u0002 "}, "query"),
+        ({"query": "\u200b\u200d"}, "query"),
+        ({"query": "Blinken\u0000Lavrov"}, "query"),
+        # No coercion: a string, a boolean or a float is not a count, a number is not a date.
+        ({"query": "x", "k": "5"}, "k"),
+        ({"query": "x", "k": True}, "k"),
+        ({"query": "x", "k": 5.0}, "k"),
+        ({"query": "x", "published_after": 1699920000}, "published_after"),
+        ({"query": "x", "published_before": True}, "published_before"),
+        ({"query": ["x"]}, "query"),
+        ({"query": "x", "source": 5}, "source"),
+        # Every string has a limit.
+        ({"query": "x", "source": "x" * 1001}, "source"),
+        ({"query": "x", "source": "Example\u0000Wire"}, "source"),
+        ({"query": "x", "article_ids": ["x" * 1001]}, 0),
+        ({"query": "x", "article_ids": ["a\u0000b"]}, 0),
+        ({"query": "x", "article_ids": [""]}, 0),
+        ({"query": "x", "article_ids": [5]}, 0),
     ],
 )
 def test_invalid_requests_are_422_with_a_message(client: httpx.Client, body, field) -> None:
     assert_unprocessable(client.post("/api/search", json=body), field)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"question": "\u0000"}, "question"),
+        ({"question": "Who?", "k": "5"}, "k"),
+        ({"question": "Who?", "k": False}, "k"),
+        ({"question": "Who?", "source": "x" * 1001}, "source"),
+    ],
+)
+def test_invalid_questions_are_422_with_a_message(client: httpx.Client, body, field) -> None:
+    assert_unprocessable(client.post("/api/ask", json=body), field)
+
+
+@pytest.mark.parametrize("route", ["/api/search", "/api/ask"])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"query": "Blinken \xff\xfe", "question": "x"}', "not UTF-8 text"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"query": ' * 50_000 + b"1" + b"}" * 50_000, "nested too deeply"),
+    ],
+)
+def test_a_body_that_is_not_json_text_is_422_not_400(client, route, raw, message) -> None:
+    response = client.post(route, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"][0]["msg"]
+
+
+def test_a_10_mb_field_is_422_and_a_body_over_the_limit_413(client: httpx.Client) -> None:
+    response = client.post("/api/search", json={"query": QUESTION, "source": "x" * 10_000_000})
+    assert_unprocessable(response, "source")
+    response = client.post("/api/search", json={"query": QUESTION, "source": "x" * 17_000_000})
+    assert response.status_code == 413
+
+
+def test_300000_article_ids_are_searched_not_a_server_error(client: httpx.Client) -> None:
+    real_id = next(h["article_id"] for h in search(client, k=5) if h["article_id"] != EXAMPLE_ID)
+    many = [f"{i:06d}_{'0' * 16}.txt" for i in range(300_000)]
+    response = client.post(
+        "/api/search", json={"query": QUESTION, "k": 3, "article_ids": [*many, real_id]}
+    )
+    assert response.status_code == 200, response.text[:500]
+    assert {hit["article_id"] for hit in response.json()["hits"]} == {real_id}
+    response = client.post("/api/ask", json={"question": QUESTION, "article_ids": many})
+    assert response.status_code == 200 and response.json()["found"] is False
 
 
 def test_the_query_length_limit_names_the_limit(client: httpx.Client) -> None:
@@ -372,6 +455,56 @@ def test_a_body_that_is_not_json_is_422(client: httpx.Client) -> None:
         "/api/search", content=b"query=x", headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
+
+
+# --- what the server shows and stores for anyone -------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/api/health", "/docs"])
+def test_every_response_has_the_security_headers(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    if response.headers["content-type"].startswith("text/html"):
+        policy = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:9999", "http://127.0.0.1:1", "null"])
+@pytest.mark.parametrize("path", ["/config", "/gradio_api/info", "/api/health", "/"])
+def test_no_other_origin_may_read_responses(client: httpx.Client, origin: str, path: str) -> None:
+    response = client.get(path, headers={"Origin": origin})
+    assert "access-control-allow-origin" not in response.headers
+    assert "access-control-allow-credentials" not in response.headers
+    preflight = client.options(
+        path, headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_gradio_stores_no_file_without_an_admin_token(client: httpx.Client, server: Server):
+    """This server has no admin token: Gradio's upload route is closed to everyone."""
+    gradio_temp = server.log.parent / "gradio"
+    before = sorted(gradio_temp.rglob("*"))
+    for headers in ({}, {"Authorization": "Bearer anything"}):
+        response = client.post(
+            "/gradio_api/upload", files={"files": ("a.txt", b"anonymous")}, headers=headers
+        )
+        assert response.status_code == 403, response.text
+        assert "no admin token" in response.json()["detail"]
+    for path in ("/gradio_api/file=/etc/hostname", f"/gradio_api/file={REPO}/README.md"):
+        assert client.get(path).status_code == 403
+    joined = client.post(
+        "/gradio_api/queue/join",
+        json={
+            "data": [{"path": "https://example.com/a.txt", "meta": {"_type": "gradio.FileData"}}],
+            "fn_index": 0,
+            "session_hash": "anonymous",
+        },
+    )
+    assert joined.status_code == 403
+    assert sorted(gradio_temp.rglob("*")) == before
 
 
 # --- binding ------------------------------------------------------------------------------------

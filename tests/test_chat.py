@@ -20,7 +20,6 @@ from qa.limits import MAX_FIELD_CHARS
 from qa.live import AddResult, Upload
 from qa.types import Answer, Article, Citation, Hit, Skipped
 from ui import chat
-from ui.admin import token_matches
 from ui.chat import add_articles_steps, chat_turn
 from ui.examples import example_questions
 from ui.forms import date_range, pasted_record
@@ -34,6 +33,7 @@ from ui.rendering import (
     safe_url,
     stats_line,
 )
+from ui.security import token_matches
 
 HOSTILE = [
     "<script>alert(1)</script>",

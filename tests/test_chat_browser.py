@@ -66,16 +66,24 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, server: Server) -> Iterator[object]:
-    """A fresh page on the chat that fails the test if any dialog (alert, confirm) opens."""
+    """A fresh page on the chat that fails the test if any dialog (alert, confirm) opens or the
+    page's Content-Security-Policy blocks anything."""
     context = browser.new_context(viewport={"width": 1200, "height": 1000})
     tab = context.new_page()
     dialogs: list[str] = []
+    blocked: list[str] = []
 
     def on_dialog(dialog) -> None:
         dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 
+    def on_console(message) -> None:
+        # Google Fonts are allowed by the policy; offline they fail to load, which is no block.
+        if "Content Security Policy" in message.text:
+            blocked.append(message.text)
+
     tab.on("dialog", on_dialog)
+    tab.on("console", on_console)
     tab.set_default_timeout(PAGE_TIMEOUT_MS)
     tab.goto(server.url + "/")
     expect(tab.locator("#qa-question textarea")).to_be_visible()
@@ -84,6 +92,7 @@ def page(browser, server: Server) -> Iterator[object]:
     yield tab
     context.close()
     assert not dialogs, f"a dialog opened: {dialogs}"
+    assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
 
 
 def ask(page, question: str):
@@ -170,6 +179,8 @@ def test_uploaded_file_is_indexed_and_its_outlet_filterable(page, tmp_path: Path
     )
     page.get_by_role("tab", name="Add articles").click()
     page.locator("#qa-add-token input").fill(TOKEN)
+    # The token sets the admin session cookie without which the file upload is refused.
+    expect(page.locator("#qa-add-token-status")).to_contain_text("Admin token accepted")
     page.locator("#qa-add-files input[type=file]").set_input_files(str(upload))
     expect(page.locator("#qa-add-files")).to_contain_text("varrock-museum.md")
     page.locator("#qa-add-button").click()
@@ -184,6 +195,36 @@ def test_uploaded_file_is_indexed_and_its_outlet_filterable(page, tmp_path: Path
     reply = ask(page, "How much did the museum renovation cost?")
     expect(reply.locator(".qa-sources")).to_contain_text("Varrock Herald")
     expect(reply.locator(".qa-sources .qa-source")).to_have_count(1)
+
+
+def test_the_page_is_served_with_security_headers(server: Server) -> None:
+    response = httpx.get(server.url + "/", timeout=60)
+    assert response.status_code == 200
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+
+
+def test_files_are_refused_without_the_admin_session(page, server: Server) -> None:
+    """Gradio's own upload route stores files only for a browser that entered the token."""
+    gradio_temp = Path(server.log).parent / "gradio"
+    before = sorted(gradio_temp.rglob("*"))
+    upload = page.request.post(
+        server.url + "/gradio_api/upload",
+        multipart={"files": {"name": "a.txt", "mimeType": "text/plain", "buffer": b"anon"}},
+    )
+    assert upload.status == 403
+    assert sorted(gradio_temp.rglob("*")) == before
+
+    page.get_by_role("tab", name="Add articles").click()
+    page.locator("#qa-add-token input").fill("not-the-token")
+    expect(page.locator("#qa-add-token-status")).to_contain_text("Wrong admin token")
+    upload = page.request.post(
+        server.url + "/gradio_api/upload",
+        multipart={"files": {"name": "a.txt", "mimeType": "text/plain", "buffer": b"anon"}},
+    )
+    assert upload.status == 403
 
 
 def test_wrong_admin_token_adds_nothing(page) -> None:

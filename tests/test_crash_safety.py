@@ -150,3 +150,19 @@ def test_real_build_killed_mid_way_with_sigkill(corpus_copy: Path, tmp_path: Pat
     assert completed.returncode == 0, completed.stderr.decode()
     assert IndexReader.open(index).manifest.articles == 5
     assert not list(index.glob(".staging-*"))
+
+
+def test_the_next_build_removes_a_killed_builds_leftovers_even_with_nothing_to_do(
+    corpus_copy: Path, tmp_path: Path
+):
+    index = tmp_path / "index"
+    embedder = FakeEmbedder()
+    chunker = Chunker(embedder.count_tokens, chunk_tokens=24, overlap_tokens=4)
+    build_index(corpus_copy, index, embedder, chunker)
+    staging = index / ".staging-gen-1"
+    staging.mkdir()
+    (staging / "qa.sqlite3").write_bytes(b"half")
+    (index / ".manifest.json.abc123.tmp").write_text('{"format_version": 1, "gen')
+
+    assert build_index(corpus_copy, index, embedder, chunker).changed is False
+    assert not staging.exists() and not list(index.glob(".manifest.json.*.tmp"))

@@ -9,6 +9,7 @@ import pytest
 
 from qa.chunking import Chunker
 from qa.indexing import build_index, sentences_overlapping
+from qa.ingest import NOT_FOLLOWED
 from qa.sentences import split_sentences
 from qa.service import Assistant
 from qa.store import IndexReader, IndexUnusable, read_manifest
@@ -243,3 +244,21 @@ def test_search_returns_hits_with_exact_offsets(corpus, tmp_path):
         assert set(ranks) <= {"lexical", "sentence", "dense"} and ranks
         assert all(isinstance(place, int) and place >= 1 for place in ranks.values())
     assert assistant.search("   ") == []
+
+
+def test_an_article_indexed_from_a_link_goes_once_links_are_refused(corpus: Path, tmp_path: Path):
+    """A link skipped by rule is no unreadable file: its article is removed, not kept."""
+    index, embedder = tmp_path / "index", FakeEmbedder()
+    build(corpus, index, embedder)
+    outside = write_article(tmp_path, "secret.txt", "Secret notes of the server")
+    # An index built when links were still followed: the article as a plain file, then the file
+    # replaced by a link to the outside.
+    write_article(corpus, "notes.txt", "Secret notes of the server")
+    assert build(corpus, index, embedder).added == ["notes.txt"]
+    (corpus / "notes.txt").unlink()
+    (corpus / "notes.txt").symlink_to(outside)
+
+    report = build(corpus, index, embedder)
+    assert report.removed == ["notes.txt"] and report.kept_despite_skip == []
+    assert [(s.path, s.reason) for s in report.skipped] == [("notes.txt", NOT_FOLLOWED)]
+    assert IndexReader.open(index).article("notes.txt") is None

@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest import load_corpus, load_file
+from qa.ingest import (
+    NOT_FOLLOWED,
+    article_id_problem,
+    load_corpus,
+    load_file,
+    refused_by_policy,
+)
 from qa.types import Article, IngestResult, Skipped
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -489,3 +495,103 @@ def test_mixed_bag_never_raises(tmp_path: Path) -> None:
     result = load_corpus(tmp_path)
     assert [a.path for a in result.articles] == ["a.txt", "c.jsonl:2"]
     assert {s.path for s in result.skipped} == {"b.json", "c.jsonl:1", "d.html", "e.md"}
+
+
+# --- links, ids, messages ----------------------------------------------------------------------
+
+
+def test_a_file_link_is_skipped_not_followed(tmp_path: Path) -> None:
+    corpus, outside = tmp_path / "corpus", tmp_path / "secret.txt"
+    outside.write_text("Secret Notes\n\n" + BODY, encoding="utf-8")
+    write(corpus, "good.txt", "Talks Resume\n\n" + BODY)
+    (corpus / "link.txt").symlink_to(outside)
+    (corpus / "dangling.txt").symlink_to(tmp_path / "nowhere.txt")
+    (corpus / "inside.txt").symlink_to(corpus / "good.txt")
+    result = load_corpus(corpus)
+    assert [a.article_id for a in result.articles] == ["good.txt"]
+    # Sorted by path, like every skip.
+    assert result.skipped == [
+        Skipped(name, NOT_FOLLOWED) for name in ("dangling.txt", "inside.txt", "link.txt")
+    ]
+    assert all(refused_by_policy(skip) for skip in result.skipped)
+
+
+def test_a_folder_link_is_reported_and_not_followed(tmp_path: Path) -> None:
+    corpus, outside = tmp_path / "corpus", tmp_path / "elsewhere"
+    write(outside, "a.txt", "Talks Resume\n\n" + BODY)
+    write(corpus, "good.txt", "Talks Resume\n\n" + BODY)
+    (corpus / "more").symlink_to(outside, target_is_directory=True)
+    result = load_corpus(corpus)
+    assert [a.article_id for a in result.articles] == ["good.txt"]
+    assert result.skipped == [Skipped("more", NOT_FOLLOWED)]
+
+
+def test_a_file_swapped_for_a_link_while_loading_is_not_followed(tmp_path: Path) -> None:
+    # The link is created after the walk saw a file: reading must not follow it either.
+    corpus, outside = tmp_path / "corpus", tmp_path / "secret.txt"
+    outside.write_text("Secret Notes\n\n" + BODY, encoding="utf-8")
+    path = write(corpus, "a.txt", "Talks Resume\n\n" + BODY)
+    path.unlink()
+    path.symlink_to(outside)
+    assert only_skip(load_file(path, corpus)) == Skipped("a.txt", NOT_FOLLOWED)
+
+
+def test_a_named_pipe_is_skipped_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    assert only_skip(load_corpus(tmp_path)) == Skipped("pipe.txt", "not a regular file")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"text": "abc', "invalid JSON: Unterminated string starting at line 1"),
+        ('{"text": "a\tb"}', "invalid JSON: Invalid control character at line 1"),
+        ('{"text": "x"} {}', "invalid JSON: Extra data at line 1"),
+    ],
+)
+def test_json_messages_read_well(tmp_path: Path, content: str, reason: str) -> None:
+    write(tmp_path, "a.json", content)
+    skip = only_skip(load_corpus(tmp_path))
+    assert skip.reason == reason and " at at " not in skip.reason
+
+
+def test_jsonl_messages_read_well(tmp_path: Path) -> None:
+    write(tmp_path, "a.jsonl", '{"text": "abc\n')
+    (skip,) = load_corpus(tmp_path).skipped[:1]
+    assert skip.reason == "invalid JSON: Unterminated string starting at column 10"
+
+
+@pytest.mark.parametrize(
+    ("article_id", "problem"),
+    [
+        ("a\u0000b", "control characters"),
+        ("line\u0007bell", "control characters"),
+        ("../../etc/passwd", '".." segment'),
+        ("a/./b", '".." segment'),
+        ("..", '".." segment'),
+        ("..\\windows", '".." segment'),
+        ("/etc/passwd", "absolute path"),
+        ("x" * 1001, "longer than 1,000 characters"),
+    ],
+)
+def test_an_unusable_explicit_id_is_skipped(tmp_path: Path, article_id: str, problem: str) -> None:
+    record = {"id": article_id, "title": "Talks Resume", "text": BODY}
+    write(tmp_path, "a.json", json.dumps([record, {"id": "fine/id-1", "text": BODY}]))
+    result = load_corpus(tmp_path)
+    assert [a.article_id for a in result.articles] == ["fine/id-1"]
+    (skip,) = result.skipped
+    assert skip.path == "a.json#0" and skip.reason.startswith("invalid id ")
+    assert problem in skip.reason and refused_by_policy(skip)
+    assert article_id_problem(article_id) is not None
+
+
+def test_usable_ids(tmp_path: Path) -> None:
+    for article_id in ("a.txt", "uploads/x.md", "a.json#0", "..foo", "x" * 1000, "café 1"):
+        assert article_id_problem(article_id) is None, article_id
+
+
+def test_a_skip_is_one_line_whatever_the_name() -> None:
+    shown = str(Skipped("a\nb\x1b[31m.txt", "empty file"))
+    assert shown == "skipped a\\nb\\x1b[31m.txt: empty file"

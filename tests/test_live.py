@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
+import os
 import re
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -400,3 +403,41 @@ def test_oversized_uploads_are_refused(settings, embedder, live):
     updater = IndexUpdater(small, embedder, live)
     result = updater.add_articles([Upload("big.txt", b"word " * 1_000)])
     assert result.saved == [] and "limit" in result.skipped[0].reason
+
+
+def _open_files(folder: Path) -> list[str]:
+    """The files under `folder` this process holds open, deleted ones included."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(folder.resolve())):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_a_replaced_generation_is_closed_when_its_last_user_lets_go(settings, embedder, live):
+    """Without the cycle collector: its SQLite file is closed at once, even once deleted."""
+    gc.disable()
+    try:
+        in_use = live.get()  # a query still running on the first generation
+        first = settings.index_dir / live.generation
+        reader = weakref.ref(in_use._reader)
+        for i in range(3):  # the first generation is deleted from disk on the way
+            write_article(settings.corpus_dir, f"extra{i}.txt", f"Extra story {i}")
+            build(settings, embedder)
+            live.get().search("budget")
+        assert not first.exists()
+        assert any(path.startswith(str(first.resolve())) for path in _open_files(first.parent))
+        assert in_use.search("harbour reopens")  # it still answers meanwhile
+
+        del in_use  # the query finishes
+        assert reader() is None
+        assert _open_files(first.parent) == [
+            path for path in _open_files(first.parent) if live.generation in path
+        ]
+    finally:
+        gc.enable()

@@ -2,7 +2,10 @@
 
     POST /api/articles        bearer token; a JSON article (or a list) or a multipart `file`
     POST /api/index/rebuild   bearer token; 202 and a build in the background, 409 while one runs
-    GET  /api/index/status    the updater's state and its last build report
+    GET  /api/index/status    the updater's state and its last build report; errors and server
+                              paths only with the bearer token
+    POST /api/admin/session   bearer token; sets the admin session cookie that lets the chat's
+                              browser upload files (ui.security); DELETE ends it
 
 Without a configured admin token the write routes answer 403, whatever the request says; with
 one, a missing or wrong token gets 401.
@@ -10,19 +13,23 @@ one, a missing or wrong token gets 401.
 
 from __future__ import annotations
 
-import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from starlette.datastructures import UploadFile
 
+from qa.ingest import article_id_problem
 from qa.limits import MAX_FIELD_CHARS, MAX_FILE_BYTES
 from qa.live import IndexUpdater, Upload
+from ui.api import public_path
+from ui.security import ADMIN_COOKIE, bearer_matches, session_value
 
 MAX_ARTICLES_PER_REQUEST = 1_000
 MAX_FILES_PER_REQUEST = 20
@@ -31,30 +38,12 @@ _MULTIPART_OVERHEAD = 64_000  # boundaries and part headers around the file itse
 Text = Annotated[str, Field(max_length=MAX_FIELD_CHARS)]
 
 
-def token_matches(given: str | None, expected: str | None) -> bool:
-    """Whether `given`, surrounding spaces aside, is the admin token (compared in constant time).
-
-    Never true when no token is configured. Both sides are compared as their UTF-8 bytes;
-    "surrogatepass" lets text that is not valid Unicode compare too (never equal to valid text).
-    """
-    if not expected or not isinstance(given, str):
-        return False
-    return hmac.compare_digest(
-        given.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
-    )
-
-
-def _header_text(value: str) -> str:
-    """A header value as the text the client sent: Starlette decodes header bytes as latin-1."""
-    return value.encode("latin-1", "replace").decode("utf-8", "surrogateescape")
-
-
 class ArticleIn(BaseModel):
     """One pasted article; only `text` is required. The chat's paste form checks with it too."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, description="the article text")
+    text: str = Field(min_length=1, max_length=MAX_FILE_BYTES, description="the article text")
     title: Text | None = None
     source: Text | None = Field(None, description="the outlet")
     url: Text | None = None
@@ -70,6 +59,15 @@ class ArticleIn(BaseModel):
         if not text.strip():
             raise ValueError("text is blank")
         return text
+
+    @field_validator("id")
+    @classmethod
+    def _usable_id(cls, article_id: str | None) -> str | None:
+        # The same rule as for ids in corpus files, which ingestion would skip.
+        problem = article_id_problem(article_id) if article_id is not None else None
+        if problem is not None:
+            raise ValueError(f"not a usable id: {problem}")
+        return article_id
 
 
 _ARTICLE_LIST = TypeAdapter(
@@ -136,9 +134,7 @@ def admin_router(
     def authorize(request: Request) -> None:
         if not admin_token:
             raise HTTPException(403, "admin routes are disabled: the server has no admin token")
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        matches = token_matches(_header_text(given), admin_token)
-        if scheme.lower() != "bearer" or not matches:
+        if not bearer_matches(request.headers, admin_token):
             raise HTTPException(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
@@ -214,8 +210,67 @@ def admin_router(
         )
 
     @router.get("/index/status")
-    def index_status() -> dict[str, Any]:
-        """State (idle, running, failed), times and the last build report."""
-        return updater.status()
+    def index_status(request: Request) -> dict[str, Any]:
+        """State (idle, running, failed), times and the last build report; the errors' text and
+        server paths with the bearer token only."""
+        status = updater.status()
+        if bearer_matches(request.headers, admin_token):
+            return status
+        settings = updater.settings
+        return public_status(status, [Path(settings.index_dir), Path(settings.corpus_dir)])
+
+    @router.post("/admin/session", status_code=204, dependencies=[Depends(authorize)])
+    def start_session(request: Request) -> Response:
+        """Set the admin session cookie (HttpOnly, SameSite=Strict) for this browser."""
+        assert admin_token  # `authorize` checked it
+        response = Response(status_code=204)
+        response.set_cookie(
+            ADMIN_COOKIE,
+            session_value(admin_token),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return response
+
+    @router.delete("/admin/session", status_code=204)
+    def end_session() -> Response:
+        """Remove the admin session cookie (no token needed: it only takes rights away)."""
+        response = Response(status_code=204)
+        response.delete_cookie(ADMIN_COOKIE, path="/", httponly=True, samesite="strict")
+        return response
 
     return router
+
+
+HIDDEN = "hidden: send the admin token to see it"
+# An absolute path, up to white space, a quote or a closing bracket.
+_ABSOLUTE_PATH = re.compile(r"""(?<![\w.~])/[^\s'"()\[\],;]*""")
+
+
+def public_status(status: dict[str, Any], folders: list[Path]) -> dict[str, Any]:
+    """`IndexUpdater.status()` without what only the admin may read: the errors' text (hidden)
+    and absolute paths of the server (relative to the project when inside it, else "…")."""
+
+    def scrub(text: str) -> str:
+        for folder in folders:
+            shown = public_path(folder) or "…"
+            for form in {str(folder.resolve()), str(folder.absolute())}:
+                text = text.replace(form, shown)
+        return _ABSOLUTE_PATH.sub("…", text)
+
+    def scrubbed(value: Any) -> Any:
+        if isinstance(value, str):
+            return scrub(value)
+        if isinstance(value, dict):
+            return {key: scrubbed(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [scrubbed(item) for item in value]
+        return value
+
+    public = scrubbed(status)
+    for key in ("last_error", "reload_error"):
+        if public.get(key) is not None:
+            public[key] = HIDDEN
+    return dict(public)

@@ -1,21 +1,45 @@
-"""The HTTP retrieval API: thin FastAPI routes over the `Assistant` service."""
+"""The HTTP retrieval API: thin FastAPI routes over the `Assistant` service.
+
+Requests are checked strictly: no type is coerced (`"k": "5"` and `"k": true` are refused),
+every string has a length limit, and a body that is not JSON text (invalid UTF-8, nested too
+deeply) is a 422 like any other invalid input; a body over `MAX_BODY_BYTES` is a 413.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from fastapi.routing import APIRoute
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qa.limits import MAX_QUERY_CHARS
+from qa.ingest import MAX_ID_CHARS
+from qa.limits import MAX_FIELD_CHARS, MAX_QUERY_CHARS
 from qa.retrieval import SearchMode
 from qa.service import Assistant
 from qa.types import Article, Citation, Hit
+
+MAX_BODY_BYTES = 16_000_000  # a search or ask request, article ids included
+MAX_ARTICLE_IDS = 500_000  # in one `article_ids` filter
+# C0 and C1 control characters other than tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _valid_unicode(text: str) -> str:
@@ -27,7 +51,17 @@ def _valid_unicode(text: str) -> str:
     return text
 
 
-Text = Annotated[str, AfterValidator(_valid_unicode)]
+def _no_control_characters(text: str) -> str:
+    if _CONTROL.search(text):
+        raise ValueError("holds control characters")
+    return text
+
+
+def _visible(text: str) -> str:
+    # Letters, digits, punctuation or symbols: not only spaces, control or format characters.
+    if not any(unicodedata.category(c)[0] not in "CZ" for c in text):
+        raise ValueError("has no visible characters")
+    return text
 
 
 def _within_limit(text: str) -> str:
@@ -36,12 +70,36 @@ def _within_limit(text: str) -> str:
     return text
 
 
-# Any non-blank text up to the limit; surrounding white space is dropped.
+def _date_text(value: object) -> object:
+    # Without this a number would be read as a Unix timestamp.
+    if not isinstance(value, str):
+        raise ValueError("must be a date like 2023-03-02 (a string)")
+    return value
+
+
+# Strings are strict: a number or a boolean is never turned into text.
+Text = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=MAX_FIELD_CHARS),
+    AfterValidator(_valid_unicode),
+    AfterValidator(_no_control_characters),
+]
+ArticleId = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=MAX_ID_CHARS),
+    AfterValidator(_valid_unicode),
+    AfterValidator(_no_control_characters),
+]
+IsoDate = Annotated[dt.date, BeforeValidator(_date_text)]
+
+# Visible text up to the limit; surrounding white space is dropped.
 Query = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1),
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1),
     AfterValidator(_valid_unicode),
     AfterValidator(_within_limit),
+    AfterValidator(_no_control_characters),
+    AfterValidator(_visible),
 ]
 
 
@@ -50,11 +108,13 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    k: int = Field(5, ge=1, le=100, description="number of passages")
+    k: int = Field(5, ge=1, le=100, strict=True, description="number of passages")
     source: Text | None = Field(None, description="only this outlet (case-insensitive)")
-    published_after: dt.date | None = Field(None, description="inclusive ISO date")
-    published_before: dt.date | None = Field(None, description="inclusive ISO date")
-    article_ids: list[Text] | None = Field(None, description="only these articles")
+    published_after: IsoDate | None = Field(None, description="inclusive ISO date")
+    published_before: IsoDate | None = Field(None, description="inclusive ISO date")
+    article_ids: list[ArticleId] | None = Field(
+        None, max_length=MAX_ARTICLE_IDS, description="only these articles"
+    )
 
     def options(self) -> dict[str, Any]:
         """The filters as keyword arguments of `Assistant.search` and `Assistant.ask`."""
@@ -87,16 +147,64 @@ class AnswerOut(BaseModel):
     related: list[Hit]
 
 
+class JsonBodyRoute(APIRoute):
+    """A route whose body, when not JSON text, is a 422 with the reason (FastAPI answers 400
+    "There was an error parsing the body" for invalid UTF-8 and for JSON nested too deeply)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except StarletteHTTPException as error:  # FastAPI raises Starlette's own
+                # Diagnosed only after FastAPI refused the body, so a good body is parsed once.
+                problem = _body_problem(await request.body()) if error.status_code == 400 else None
+                if problem is None:
+                    raise
+                raise RequestValidationError(
+                    [{"type": "json_invalid", "loc": ("body",), "msg": problem, "input": None}]
+                ) from error
+
+        return checked
+
+
+def _body_problem(body: bytes) -> str | None:
+    """Why `body` is not JSON text, for the two cases FastAPI does not name; else None."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"the body is not UTF-8 text (byte {error.start})"
+    try:
+        json.loads(text)
+    except RecursionError:
+        return "the JSON body is nested too deeply"
+    except ValueError:
+        pass  # FastAPI names this one itself
+    return None
+
+
+def public_path(path: str | Path | None) -> str | None:
+    """`path` as the public may see it: relative to the working folder (the project) when it
+    lies inside it, else None. Absolute paths of the server's machine stay private."""
+    if path is None:
+        return None
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
 def api_router(assistant: Callable[[], Assistant]) -> APIRouter:
     """Routes under /api. `assistant` returns the current service (it may be reloaded)."""
-    router = APIRouter(prefix="/api")
+    router = APIRouter(prefix="/api", route_class=JsonBodyRoute)
 
-    @router.post("/search", response_model=SearchResponse)
+    @router.post("/search", response_model=SearchResponse, max_body_size=MAX_BODY_BYTES)
     def search(request: SearchRequest) -> dict[str, Any]:
         hits = assistant().search(request.query, request.k, mode=request.mode, **request.options())
         return {"hits": [hit.to_dict() for hit in hits]}
 
-    @router.post("/ask", response_model=AnswerOut)
+    @router.post("/ask", response_model=AnswerOut, max_body_size=MAX_BODY_BYTES)
     def ask(request: AskRequest) -> dict[str, Any]:
         return assistant().ask(request.question, request.k, **request.options()).to_dict()
 
@@ -113,7 +221,8 @@ def api_router(assistant: Callable[[], Assistant]) -> APIRouter:
 
     @router.get("/stats")
     def stats() -> dict[str, Any]:
-        return assistant().stats()
+        found = assistant().stats()
+        return {**found, "index_dir": public_path(found.get("index_dir"))}
 
     return router
 

@@ -5,16 +5,22 @@
 
 The index is built (incrementally) before the app is returned, and the app follows every later
 build of it: by the admin routes, by `qa index watch`, or by `qa index build` in another process.
+
+Every response carries the security headers of `ui.security.SecurityHeaders`; Gradio's file
+routes need the admin token (`ui.security.GradioFileGuard`); no other origin may read
+responses (an empty CORS allow-list, which also turns Gradio's own CORS handling off).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from qa.application import Application, make_application
 from qa.config import Settings
 from ui.admin import admin_router
 from ui.api import add_error_handlers, api_router
+from ui.security import GradioFileGuard, SecurityHeaders
 
 
 def create_app(
@@ -50,4 +56,8 @@ def create_app(
 
         # Mounted last, at "/", so that the /api routes above keep precedence.
         app = mount_chat(app, application)
+    # The last one added runs first: headers on every answer, the guard's 403s included.
+    app.add_middleware(CORSMiddleware, allow_origins=[])
+    app.add_middleware(GradioFileGuard, admin_token=settings.admin_token)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -26,7 +26,6 @@ import gradio as gr
 from qa.conversation import resolve_follow_up
 from qa.limits import MAX_QUERY_CHARS
 from qa.live import UPLOAD_SUFFIXES, AddResult, IndexUpdater
-from ui.admin import token_matches
 from ui.examples import example_questions
 from ui.forms import DEFAULT_K, MAX_K, clamp_k, date_range, pasted_record, uploads_from_paths
 from ui.rendering import (
@@ -40,6 +39,7 @@ from ui.rendering import (
     start_screen,
     stats_line,
 )
+from ui.security import token_matches
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -52,6 +52,30 @@ log = logging.getLogger(__name__)
 
 ALL_OUTLETS = ""  # the outlet filter's value for "every outlet"
 ASK_CONCURRENCY = 4  # questions answered at once (Gradio's default is one at a time)
+
+# Runs in the browser whenever the admin token box changes: asks the server for the admin
+# session cookie (ui.security), without which Gradio's upload route refuses the chosen files.
+# A header carries bytes: the token's UTF-8 bytes as one character each (the server reads them
+# back as UTF-8). The relative URL keeps working behind a proxy that serves the app in a folder.
+SESSION_JS = """
+async (token) => {
+  token = (token || "").trim();
+  let response;
+  try {
+    response = await fetch("api/admin/session", {
+      method: token ? "POST" : "DELETE",
+      headers: token ? {Authorization: "Bearer " + unescape(encodeURIComponent(token))} : {},
+      credentials: "same-origin",
+    });
+  } catch (error) {
+    return "The token could not be checked: " + error;
+  }
+  if (!token) return "";
+  return response.ok
+    ? "Admin token accepted: you can upload files."
+    : "Wrong admin token: files cannot be uploaded.";
+}
+"""
 
 
 def build_blocks(
@@ -218,7 +242,12 @@ def build_blocks(
         )
         blocks.load(on_load, outputs=[chatbot, outlet, stats_box], api_visibility="private")
         if adding_to is not None:
-            button, inputs, status, clear_on_success = add_outputs
+            button, inputs, status, clear_on_success, token_status = add_outputs
+            # In the browser only (no server function): sets or clears the session cookie.
+            # `change`, not `input`: a pasted or filled-in token counts too.
+            inputs[0].change(
+                None, inputs=[inputs[0]], outputs=[token_status], js=SESSION_JS, queue=False
+            )
 
             def add(*values: Any) -> Iterator[tuple[Any, ...]]:
                 unchanged = (gr.skip(),) * (3 + len(clear_on_success))
@@ -241,8 +270,9 @@ def build_blocks(
     return blocks
 
 
-def _add_articles_tab() -> tuple[Any, list[Any], Any, list[Any]]:
-    """The "Add articles" tab's components: (button, inputs, status box, boxes to clear)."""
+def _add_articles_tab() -> tuple[Any, list[Any], Any, list[Any], Any]:
+    """The "Add articles" tab's components: (button, inputs, status box, boxes to clear, the
+    token's status box)."""
     suffixes = sorted(UPLOAD_SUFFIXES)
     with gr.Tab("Add articles", id="add"):
         gr.Markdown(
@@ -251,6 +281,7 @@ def _add_articles_tab() -> tuple[Any, list[Any], Any, list[Any]]:
             + "). They are saved into the corpus and indexed; the next question sees them."
         )
         token = gr.Textbox(label="Admin token", type="password", elem_id="qa-add-token")
+        token_status = gr.Markdown(elem_id="qa-add-token-status", latex_delimiters=[])
         with gr.Row():
             title = gr.Textbox(label="Title", elem_id="qa-add-title", scale=3)
             source = gr.Textbox(label="Outlet (optional)", elem_id="qa-add-source")
@@ -267,7 +298,8 @@ def _add_articles_tab() -> tuple[Any, list[Any], Any, list[Any]]:
         )
         button = gr.Button("Add articles", variant="primary", elem_id="qa-add-button")
         status = gr.Markdown(elem_id="qa-add-result", latex_delimiters=[])
-    return button, [token, title, text, source, url, published, files], status, [title, text, files]
+    inputs = [token, title, text, source, url, published, files]
+    return button, inputs, status, [title, text, files], token_status
 
 
 def add_articles_steps(

@@ -2,7 +2,9 @@
 
 A new generation is loaded completely before the swap; queries already running keep the
 object they started with, whose files stay open (the store keeps one previous generation on
-disk, and an open generation stays readable even once it is deleted).
+disk, and an open generation stays readable even once it is deleted). The replaced generation is
+released when the last query using it ends: nothing holds an assistant in a reference cycle, and
+`IndexReader` closes its SQLite file when it is freed, so this needs no cycle collector.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class LiveAssistant:
             self._failed_generation = manifest.generation if manifest else None
             raise
         # The previous assistant is not closed: a query may still be using it. Its files are
-        # closed when the last reference to it goes.
+        # closed, and its memory freed, when the last reference to it goes (at once: no cycle).
         self._current = assistant
         self._generation = reader.manifest.generation
         self._failed_generation = None

@@ -75,11 +75,14 @@ def start_server(
     extra_args: tuple[str, ...] = (),
 ) -> Server:
     """Start `python -m qa.cli serve --index INDEX --port PORT` from the repository root,
-    without waiting for it. The admin token is the given one, never one from the environment.
+    without waiting for it. The admin token is the given one, never one from the environment;
+    Gradio keeps its files in a `gradio` folder beside `log`.
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "QA_ADMIN_TOKEN"}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", GRADIO_ANALYTICS_ENABLED="False")
+    # Files Gradio stores (uploads) stay beside the log, where a test can see them.
+    env["GRADIO_TEMP_DIR"] = str(log.parent / "gradio")
     if admin_token:
         env["QA_ADMIN_TOKEN"] = admin_token
     command = [sys.executable, "-m", "qa.cli", "serve", "--index", str(index)]
