@@ -304,6 +304,11 @@ def main() -> None:
         default="held-out",
         help="fit the reader's set on the held-out quarter of the articles, or on all",
     )
+    parser.add_argument(
+        "--reader-only",
+        action="store_true",
+        help="keep the shipped heuristic set; ask only the reader articles' questions",
+    )
     args = parser.parse_args()
 
     data = load_squad()
@@ -317,16 +322,22 @@ def main() -> None:
     answerer = assistant.answerer
 
     asked = questions(data)
-    if args.limit:
-        asked = random.Random(0).sample(asked, min(args.limit, len(asked)))
     fold_of = {a: i % FOLDS for i, a in enumerate(sorted({q.article_id for q in questions(data)}))}
-    rows = collect(answerer, asked, fold_of, args.k)
-
-    validated = cross_validated(rows, fit, lambda r, m: decide(r, m.ranker, m.answerable))
-    model = fit(rows)
     articles = set(fold_of)
     if args.reader_articles == "held-out":
         articles = set(held_out_articles(sorted(fold_of)))
+    if args.reader_only:
+        asked = [q for q in asked if q.article_id in articles]
+    if args.limit:
+        asked = random.Random(0).sample(asked, min(args.limit, len(asked)))
+    rows = collect(answerer, asked, fold_of, args.k)
+
+    if args.reader_only:
+        model = AnswerModel.default()
+        validated = dict(model.calibration.get("cross_validated", {}))
+    else:
+        validated = cross_validated(rows, fit, lambda r, m: decide(r, m.ranker, m.answerable))
+        model = fit(rows)
     read = read_rows(answerer, rows, model.ranker, articles)
     read_validated = cross_validated(
         read, fit_read, lambda r, m: decide_read(r, m.reranker, m.answerable)
@@ -337,7 +348,9 @@ def main() -> None:
         model.ranker,
         model.answerable,
         model.threshold,
-        {
+        model.calibration
+        if args.reader_only
+        else {
             "date": dt.date.today().isoformat(),
             "command": command,
             "data": "SQuAD v1.1 dev, 32 articles (CC BY-SA 4.0)",
@@ -350,6 +363,8 @@ def main() -> None:
             reader_model.answerable,
             reader_model.threshold,
             {
+                "date": dt.date.today().isoformat(),
+                "command": command,
                 "reader": str(args.reader_model),
                 "articles": args.reader_articles,
                 "questions": len({r.question for r in read}),

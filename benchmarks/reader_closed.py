@@ -82,6 +82,13 @@ def main() -> None:
     )
     parser.add_argument("--stride", type=int, default=128)
     parser.add_argument("--limit", type=int, help="a random sample of N questions")
+    parser.add_argument(
+        "--typed-slack",
+        type=float,
+        nargs="+",
+        default=[2.0],
+        help="judge the reader with each of these typed-span slacks (0: off; 2: the product's)",
+    )
     args = parser.parse_args()
 
     titles = article_titles(SQUAD)
@@ -93,8 +100,11 @@ def main() -> None:
     print(f"{'model':<10}{'EM':>7}{'F1':>7}{'ms/question':>13}{'MB':>8}")
     size = (args.reader_model / "model.safetensors").stat().st_size / 1e6
     windows = {"max_length": args.max_length, "stride": args.stride}
-    em, f1_, ms = judge(TrainedReader(args.reader_model, **windows), examples)
-    print(f"{'fp32':<10}{em:>7.1f}{f1_:>7.1f}{ms:>13.1f}{size:>8.1f}  (fp16 weights on disk)")
+    for slack in args.typed_slack:
+        reader = TrainedReader(args.reader_model, typed_slack=slack, **windows)
+        em, f1_, ms = judge(reader, examples)
+        label = "fp32" if slack == 0 else f"fp32 typed {slack:g}"
+        print(f"{label:<10}{em:>7.1f}{f1_:>7.1f}{ms:>13.1f}{size:>8.1f}  (fp16 weights on disk)")
     if args.int8:
         with tempfile.TemporaryDirectory() as folder:
             target = quantized_copy(args.reader_model, Path(folder) / "int8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,12 +14,13 @@ import pytest
 
 from qa.config import Settings
 from qa.service import Assistant, build
-from tests.conftest import DEFAULT_CORPUS, REPO
+from tests.conftest import DEFAULT_CORPUS, REPO, SQUAD
 from tests.support.server import Server, running_server
 
 pytestmark = pytest.mark.integration
 
 BOTH = ["000_1bfc4a3eb4545184.txt", "004_9a287114b1b7ba7a.txt"]
+HOW_LONG_MISS = "the shipped reader answers 'January 2022' (the previous meeting), not 10 minutes"
 
 
 @pytest.fixture(scope="module")
@@ -38,29 +40,39 @@ def assistant(built: Settings, real_embedder) -> Assistant:
     ("question", "short", "articles"),
     [
         ("Where did Blinken and Lavrov meet?", "New Delhi", BOTH),
+        # The answer sentence shares no word with the question, while "Blinken and Lavrov last
+        # met in person in Switzerland in January 2022" shares both names and "last": the
+        # feature ranker puts it 9th, past the 8 sentences the reader reads, and the shipped
+        # reader, given both, prefers "January 2022" (model card: known misses).
         pytest.param(
             "How long did the meeting between Blinken and Lavrov last?",
             "10 minutes",
             BOTH[:1],
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="known limit of the feature ranker: the answer sentence ('both parties "
-                "conversed for around 10 minutes') shares no word with the question, while "
-                "'Blinken and Lavrov last met in person ... in January 2022' shares both names "
-                "and 'last', so the answer ranks 7th (share 0.002); telling the two senses of "
-                "'last' apart needs a trained reader (issue 6)",
-            ),
+            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=HOW_LONG_MISS),
+        ),
+        pytest.param(
+            "How long did Blinken and Lavrov talk?",
+            "10 minutes",
+            BOTH[:1],
+            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=HOW_LONG_MISS),
         ),
         ("How many nations agreed to the statement?", "18", BOTH),
         ("Which nuclear treaty did Russia suspend?", "New START", BOTH),
+        (
+            "Who did the United States release in exchange for Brittney Griner?",
+            "Viktor Bout",
+            BOTH[1:],
+        ),
+        ("What did Lavrov accuse the United States of?", "blackmail", BOTH[1:]),
     ],
 )
 def test_default_corpus_questions(assistant, question: str, short: str, articles) -> None:
     answer = assistant.ask(question)
+    assert answer.reader == "trained"
     assert answer.found, answer
     assert short in answer.text
-    assert len(answer.text) <= len(short) + 12, "a short answer, not the whole sentence"
+    # A head noun may come along ("New START nuclear treaty"), not the whole sentence.
+    assert len(answer.text) <= len(short) + 16, "a short answer, not the whole sentence"
     assert short in answer.sentence
     assert sorted(c.article_id for c in answer.citations) == articles
     assert answer.sources_agreeing == len(articles)
@@ -68,6 +80,69 @@ def test_default_corpus_questions(assistant, question: str, short: str, articles
         text = assistant.article(citation.article_id).text
         assert text[citation.start : citation.end] == citation.sentence
         assert short in text[citation.span_start : citation.span_end]
+
+
+UNRELATED = ["Rhine", "Super_Bowl_50", "Nikola_Tesla", "Victoria_(Australia)"]
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Assistant:
+    """The default corpus with unrelated articles beside it (one full of Switzerland)."""
+    from benchmarks.squad_common import document_name, document_text, load_squad
+
+    root = tmp_path_factory.mktemp("crowded")
+    corpus = root / "corpus"
+    shutil.copytree(DEFAULT_CORPUS, corpus)
+    for entry in load_squad(SQUAD):
+        if entry["title"] in UNRELATED:
+            (corpus / document_name(entry)).write_text(document_text(entry), encoding="utf-8")
+    settings = Settings(index_dir=root / "index", corpus_dir=corpus)
+    build(settings, real_embedder)
+    return Assistant.load(settings.index_dir, embedder=real_embedder)
+
+
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [
+        ("Where did Blinken and Lavrov meet?", "New Delhi"),
+        pytest.param(
+            "How long did Blinken and Lavrov talk?",
+            "10 minutes",
+            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=HOW_LONG_MISS),
+        ),
+        ("Who did the United States release in exchange for Brittney Griner?", "Viktor Bout"),
+    ],
+)
+def test_unrelated_articles_do_not_change_the_answer(crowded: Assistant, question, short) -> None:
+    assert len(crowded.articles()) == 2 + len(UNRELATED)
+    answer = crowded.ask(question)
+    assert answer.found and short in answer.text, answer.text
+    assert {c.article_id for c in answer.citations} <= set(BOTH)
+
+
+def test_the_heuristic_reader_stays_available(built: Settings, real_embedder) -> None:
+    from qa.reading import HeuristicReader
+
+    assistant = Assistant.load(
+        built.index_dir, embedder=real_embedder, short_reader=HeuristicReader()
+    )
+    answer = assistant.ask("How many nations agreed to the statement?")
+    assert answer.reader == "heuristic" and answer.text == "18"
+
+
+def test_without_the_trained_reader_files_the_heuristic_one_answers_and_says_so(
+    built: Settings, real_embedder, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from qa.components import make_short_reader
+
+    settings = replace(built, reader_model=str(tmp_path / "missing"))
+    reader = make_short_reader(settings)
+    assistant = Assistant.load(built.index_dir, embedder=real_embedder, short_reader=reader)
+    answer = assistant.ask("How many nations agreed to the statement?")
+    assert answer.text == "18"
+    assert answer.reader.startswith("heuristic") and "missing" in answer.reader
 
 
 def test_a_question_the_articles_cannot_answer(assistant: Assistant) -> None:

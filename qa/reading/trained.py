@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from qa.reading.base import Span
+from qa.reading.heuristic import kind_intervals, question_type
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class TrainedReader:
         max_length: tokens per window (question + passage); longer passages are read in
             windows overlapping by `stride` tokens.
         max_answer_tokens: the longest answer considered.
+        typed_slack: for a question that asks for a kind of answer (a duration, a number, a
+            date, a place, a name), the best span of that kind wins over the best span of
+            any kind when its score is at most this much lower; 0 turns this off.
         runtime: "onnx" or "torch".
     """
 
@@ -82,6 +86,7 @@ class TrainedReader:
         stride: int = 64,
         max_answer_tokens: int = 30,
         batch_size: int = 16,
+        typed_slack: float = 2.0,
         runtime: str = "onnx",
     ):
         if runtime not in ("onnx", "torch"):
@@ -91,6 +96,7 @@ class TrainedReader:
         self._stride = stride
         self._max_answer_tokens = max_answer_tokens
         self._batch_size = batch_size
+        self._typed_slack = typed_slack
         self._runtime = runtime
         self._tokenizer: Any = None
         self._question_tokenizer: Any = None
@@ -219,8 +225,11 @@ class TrainedReader:
         if not focuses:
             return []
         self.warm_up()
+        kind_name, kinds = question_type(question)
+        typed = self._typed_slack > 0 and kind_name not in ("other", "statement")
         question = self._short_question(question)
         texts = list(dict.fromkeys(f.text for f in focuses))
+        of_kind = {text: kind_intervals(text, kinds[:1]) if typed else [] for text in texts}
         of_text: dict[str, list[int]] = {text: [] for text in texts}
         for index, focus in enumerate(focuses):
             of_text[focus.text].append(index)
@@ -232,7 +241,9 @@ class TrainedReader:
         best: list[Reading | None] = [None] * len(focuses)
         for row, (text, encoding) in enumerate(windows):
             for index in of_text[text]:
-                reading = self._decode(encoding, start_logits[row], end_logits[row], focuses[index])
+                reading = self._decode(
+                    encoding, start_logits[row], end_logits[row], focuses[index], of_kind[text]
+                )
                 current = best[index]
                 if reading is not None and (current is None or reading.logit > current.logit):
                     best[index] = reading
@@ -262,7 +273,12 @@ class TrainedReader:
         return np.concatenate(starts), np.concatenate(ends)
 
     def _decode(
-        self, encoding: Any, start_logits: np.ndarray, end_logits: np.ndarray, focus: Focus
+        self,
+        encoding: Any,
+        start_logits: np.ndarray,
+        end_logits: np.ndarray,
+        focus: Focus,
+        of_kind: Sequence[tuple[int, int]] = (),
     ) -> Reading | None:
         offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
         in_passage = np.asarray([s == 1 for s in encoding.sequence_ids])
@@ -276,13 +292,33 @@ class TrainedReader:
         pair = starts[:, None] + ends[None, :]
         gap = positions[None, :] - positions[:, None]
         pair = np.where((gap >= 0) & (gap < self._max_answer_tokens), pair, -np.inf)
-        i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
+        flat = np.unravel_index(int(np.argmax(pair)), pair.shape)
+        i, j = int(flat[0]), int(flat[1])
+        if of_kind:
+            i, j = self._typed_choice(pair, offsets[positions], (i, j), of_kind)
         logit = float(pair[i, j])
         null_logit = float(start_logits[0] + end_logits[0])
         start_char = int(offsets[positions[i], 0])
         end_char = int(offsets[positions[j], 1])
         confidence = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit - null_logit))))
         return Reading(Span(start_char, end_char, confidence), logit, null_logit)
+
+    def _typed_choice(
+        self,
+        pair: np.ndarray,
+        offsets: np.ndarray,
+        best: tuple[int, int],
+        of_kind: Sequence[tuple[int, int]],
+    ) -> tuple[int, int]:
+        """The best-scoring span lying inside one of `of_kind`, if within the slack, else `best`."""
+        floor = pair[best] - self._typed_slack
+        close = np.flatnonzero(pair.ravel() >= floor)
+        for flat in close[np.argsort(-pair.ravel()[close], kind="stable")][:50]:
+            i, j = np.unravel_index(int(flat), pair.shape)
+            start, end = int(offsets[i, 0]), int(offsets[j, 1])
+            if any(low <= start and end <= high for low, high in of_kind):
+                return int(i), int(j)
+        return best
 
 
 def _torch_runner(model: Any) -> Any:
