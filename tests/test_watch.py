@@ -200,5 +200,8 @@ def test_qa_index_watch_indexes_a_new_file_and_stops_on_ctrl_c(tmp_path):
             code = process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-            raise
+            process.wait()
+            line_with("")
+            message = "still running 60 s after Ctrl-C; it printed:\n" + "".join(seen)
+            raise AssertionError(message) from None
     assert code == 0, "".join(seen)

@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-import qa.store
+import qa.store.writer
 from qa.chunking import Chunker
 from qa.indexing import build_index
 from tests.conftest import FakeEmbedder
@@ -23,7 +23,7 @@ def die() -> None:
 def main() -> None:
     corpus, index, stage = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     embedder = FakeEmbedder()
-    writer = qa.store.GenerationWriter
+    writer = qa.store.writer.GenerationWriter
     if stage == "embedding":
         embedder.embed_documents = lambda texts, progress=False: die()  # type: ignore[method-assign]
     elif stage == "database":
@@ -40,14 +40,14 @@ def main() -> None:
             Path(path).write_bytes(b"IxM2" + b"\0" * 100)
             die()
 
-        qa.store.faiss.write_index = half_written
+        qa.store.writer.faiss.write_index = half_written
     elif stage == "manifest":
 
         def manifest_half_written(path, text):
             path.with_name(f".{path.name}.tmp").write_text('{"format_version": 1, "gen')
             die()
 
-        qa.store.atomic_write_text = manifest_half_written
+        qa.store.writer.atomic_write_text = manifest_half_written
     elif stage == "cleanup":
         writer._remove_old_generations = lambda self, keep: die()  # type: ignore[method-assign]
     chunker = Chunker(embedder.count_tokens, chunk_tokens=24, overlap_tokens=4)

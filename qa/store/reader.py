@@ -1,0 +1,331 @@
+"""A loaded, read-only generation: vector search plus chunk and article lookups."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from qa.store.filters import IN_LIST, ChunkFilter, json_list
+from qa.store.manifest import IndexUnusable, Manifest, read_manifest
+from qa.store.schema import DATABASE, SENTENCE_VECTORS, TITLE_WEIGHT, VECTORS, connect
+from qa.types import Article, Hit
+
+
+def _article_from_row(row: sqlite3.Row) -> Article:
+    return Article(
+        article_id=row["article_id"],
+        title=row["title"],
+        text=row["text"],
+        source=row["source"],
+        url=row["url"],
+        published=row["published"],
+        author=row["author"],
+        path=row["path"],
+        content_hash=row["content_hash"],
+    )
+
+
+class IndexReader:
+    """A loaded, read-only generation: vector search plus chunk and article lookups.
+
+    Searches may run from many threads at once; SQLite access is serialised by a lock.
+    """
+
+    def __init__(
+        self,
+        index_dir: Path,
+        manifest: Manifest,
+        vectors: faiss.Index,
+        sentence_vectors: faiss.Index,
+        db: sqlite3.Connection,
+    ):
+        self.index_dir = index_dir
+        self.manifest = manifest
+        self._vectors = vectors
+        self._sentence_vectors = sentence_vectors
+        self._sentence_chunks: tuple[np.ndarray, np.ndarray] | None = None
+        self._db = db
+        self._lock = threading.Lock()
+        # A sqlite3 connection sits in a reference cycle with its own statement cache, so
+        # dropping it leaves the file open (deleted generations included) until the cycle
+        # collector runs. Closing it when the reader goes makes the release immediate.
+        self._closer = weakref.finalize(self, db.close)
+
+    @classmethod
+    def open(cls, index_dir: Path | str) -> IndexReader:
+        """Load the live generation and check that its parts agree with each other."""
+        index_dir = Path(index_dir)
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            raise IndexUnusable(
+                f"no index in {index_dir}; build one with `qa index build --index {index_dir}`"
+            )
+        generation = index_dir / manifest.generation
+        try:
+            vectors = faiss.read_index(str(generation / VECTORS))
+            sentence_vectors = faiss.read_index(str(generation / SENTENCE_VECTORS))
+            db = connect(generation / DATABASE, read_only=True)
+            (articles,) = db.execute("SELECT count(*) FROM articles").fetchone()
+            (chunks,) = db.execute("SELECT count(*) FROM chunks").fetchone()
+            (lexical,) = db.execute("SELECT count(*) FROM chunks_fts").fetchone()
+            (sentences,) = db.execute("SELECT count(*) FROM sentence_vectors").fetchone()
+        except (RuntimeError, sqlite3.Error) as error:
+            raise IndexUnusable(
+                f"index in {index_dir} is damaged ({error}); rebuild it with "
+                "`qa index build --full`"
+            ) from error
+        m = manifest
+        sentence_count = m.sentence_vectors
+        expected = (m.articles, m.chunks, m.chunks, m.chunks, sentence_count, sentence_count)
+        found = (articles, chunks, vectors.ntotal, lexical, sentences, sentence_vectors.ntotal)
+        if found != expected or {vectors.d, sentence_vectors.d} != {m.dimension}:
+            raise IndexUnusable(
+                f"index in {index_dir} is inconsistent: manifest says {m.articles} articles, "
+                f"{m.chunks} chunks and {m.sentence_vectors} sentence vectors of dimension "
+                f"{m.dimension}; found {articles} articles, {chunks} chunks, {lexical} "
+                f"full-text rows, {vectors.ntotal} vectors of dimension {vectors.d}, "
+                f"{sentences} sentence rows and {sentence_vectors.ntotal} sentence vectors of "
+                f"dimension {sentence_vectors.d}; rebuild it with `qa index build --full`"
+            )
+        return cls(index_dir, manifest, vectors, sentence_vectors, db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closer()
+
+    def search_vectors(
+        self, query: np.ndarray, k: int, allowed_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Nearest chunk ids by inner product; with `allowed_ids`, only among those."""
+        if k <= 0 or self._vectors.ntotal == 0:
+            return []
+        params = None
+        if allowed_ids is not None:
+            if len(allowed_ids) == 0:
+                return []
+            selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
+            # faiss's stubs miss the keyword arguments its Python wrapper adds.
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        scores, ids = self._vectors.search(
+            query.reshape(1, -1).astype(np.float32), min(k, self._vectors.ntotal), params=params
+        )
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def search_sentences(
+        self, query: np.ndarray, k: int, allowed_chunk_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Chunks ranked by their sentence most similar to `query`: (chunk id, cosine), best
+        first, `k` at most; with `allowed_chunk_ids`, only among those chunks.
+        """
+        total = self._sentence_vectors.ntotal
+        if k <= 0 or total == 0:
+            return []
+        params = None
+        if allowed_chunk_ids is not None:
+            allowed = self._sentence_ids_of(allowed_chunk_ids)
+            if not allowed:
+                return []
+            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            # faiss's stubs miss the keyword arguments its Python wrapper adds.
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        ranked: list[tuple[int, float]] = []
+        depth = 4 * k  # a chunk has several sentences: look deeper than k
+        while True:
+            scores, ids = self._sentence_vectors.search(
+                query.reshape(1, -1).astype(np.float32), min(depth, total), params=params
+            )
+            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            chunk_of = self._chunks_of_sentences([i for i, _ in pairs])
+            ranked, seen = [], set()
+            for sentence_id, score in pairs:
+                chunk_id = chunk_of[sentence_id]
+                if chunk_id not in seen:
+                    seen.add(chunk_id)
+                    ranked.append((chunk_id, score))
+            if len(ranked) >= k or len(pairs) < min(depth, total) or depth >= total:
+                return ranked[:k]
+            depth *= 2
+
+    def _sentence_ids_of(self, chunk_ids: Sequence[int]) -> list[int]:
+        found: list[int] = []
+        for begin in range(0, len(chunk_ids), 500):
+            batch = list(chunk_ids[begin : begin + 500])
+            rows = self.query(
+                f"SELECT id FROM sentence_vectors WHERE chunk IN ({','.join('?' * len(batch))})",
+                batch,
+            )
+            found.extend(row[0] for row in rows)
+        return found
+
+    def _chunks_of_sentences(self, sentence_ids: Sequence[int]) -> dict[int, int]:
+        # Held in memory (16 bytes a sentence): a query per search cost more than the search.
+        if self._sentence_chunks is None:
+            rows = self.query("SELECT id, chunk FROM sentence_vectors ORDER BY id")
+            pairs = np.asarray([tuple(row) for row in rows], dtype=np.int64).reshape(-1, 2)
+            self._sentence_chunks = (pairs[:, 0].copy(), pairs[:, 1].copy())
+        ids, chunks = self._sentence_chunks
+        wanted = np.asarray(sentence_ids, dtype=np.int64)
+        places = np.searchsorted(ids, wanted)
+        return {int(i): int(chunks[p]) for i, p in zip(wanted, places, strict=True)}
+
+    def sentence_vectors_for(self, sentences: Sequence[tuple[str, int]]) -> np.ndarray:
+        """For (article_id, sentence start) pairs: the sentence's vector from the chunk that
+        holds most of it (a zero row for a sentence without one).
+        """
+        rows = np.zeros((len(sentences), self._sentence_vectors.d), dtype=np.float32)
+        if not sentences:
+            return rows
+        wanted = sorted(set(sentences))
+        best: dict[tuple[str, int], int] = {}
+        for begin in range(0, len(wanted), 400):
+            batch = wanted[begin : begin + 400]
+            condition = " OR ".join(["(a.article_id = ? AND v.start = ?)"] * len(batch))
+            found = self.query(
+                f"""SELECT a.article_id, v.start, v.id FROM sentence_vectors v
+                    JOIN articles a ON a.id = v.article WHERE {condition}
+                    ORDER BY v.covered, v.id DESC""",
+                [value for pair in batch for value in pair],
+            )
+            best.update({(row[0], row[1]): row[2] for row in found})  # the last row wins
+        for position, key in enumerate(sentences):
+            if key in best:
+                rows[position] = self._sentence_vectors.reconstruct(int(best[key]))
+        return rows
+
+    def filtered_chunk_ids(self, filters: ChunkFilter) -> list[int]:
+        """Ids of the chunks whose article passes `filters`."""
+        where, parameters = filters.sql()
+        rows = self.query(
+            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article WHERE {where}",
+            parameters,
+        )
+        return [row["id"] for row in rows]
+
+    def lexical_search(
+        self, match: str, k: int, filters: ChunkFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """BM25 over the full-text table for an FTS5 `match` expression; higher is better."""
+        if k <= 0 or not match:
+            return []
+        where, parameters = filters.sql() if filters else ("1", [])
+        rows = self.query(
+            f"""SELECT f.rowid AS id, bm25(chunks_fts, {TITLE_WEIGHT}, 1.0) AS rank
+                FROM chunks_fts f
+                JOIN chunks c ON c.id = f.rowid JOIN articles a ON a.id = c.article
+                WHERE chunks_fts MATCH ? AND {where}
+                ORDER BY rank LIMIT ?""",
+            [match, *parameters, k],
+        )
+        # FTS5's bm25() is negated so that ascending order is best first.
+        return [(row["id"], -float(row["rank"])) for row in rows]
+
+    def sentences_in(
+        self, spans: Sequence[tuple[str, int, int]]
+    ) -> dict[str, list[tuple[int, int]]]:
+        """For (article_id, start, end) ranges: each article's sentences overlapping them."""
+        found: dict[str, set[tuple[int, int]]] = {}
+        for article_id, start, end in spans:
+            rows = self.query(
+                """SELECT s.start, s."end" FROM sentences s JOIN articles a ON a.id = s.article
+                   WHERE a.article_id = ? AND s.start < ? AND s."end" > ?""",
+                (article_id, end, start),
+            )
+            found.setdefault(article_id, set()).update((r[0], r[1]) for r in rows)
+        return {article_id: sorted(spans) for article_id, spans in found.items()}
+
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks contain each (stemmed) term, as FTS5 indexed it."""
+        if not terms:
+            return {}
+        rows = self.query(
+            f"SELECT term, doc FROM chunks_vocab WHERE term IN {IN_LIST}", [json_list(terms)]
+        )
+        return {row["term"]: row["doc"] for row in rows}
+
+    def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        return np.vstack([self._vectors.reconstruct(int(i)) for i in chunk_ids])
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
+
+    def hits(self, scored: Sequence[tuple[int, float]]) -> list[Hit]:
+        """Hits for (chunk id, score) pairs, in the given order."""
+        if not scored:
+            return []
+        ids = [chunk_id for chunk_id, _ in scored]
+        rows = self.query(
+            f"""SELECT c.id, c.start, c."end", c.text, a.article_id, a.title, a.source, a.url,
+                       a.published
+                FROM chunks c JOIN articles a ON a.id = c.article
+                WHERE c.id IN {IN_LIST}""",
+            [json_list(ids)],
+        )
+        by_id = {row["id"]: row for row in rows}
+        return [
+            Hit(
+                chunk_id=chunk_id,
+                article_id=by_id[chunk_id]["article_id"],
+                title=by_id[chunk_id]["title"],
+                source=by_id[chunk_id]["source"],
+                url=by_id[chunk_id]["url"],
+                published=by_id[chunk_id]["published"],
+                text=by_id[chunk_id]["text"],
+                start=by_id[chunk_id]["start"],
+                end=by_id[chunk_id]["end"],
+                score=score,
+            )
+            for chunk_id, score in scored
+            if chunk_id in by_id
+        ]
+
+    def article(self, article_id: str) -> Article | None:
+        rows = self.query("SELECT * FROM articles WHERE article_id = ?", (article_id,))
+        return _article_from_row(rows[0]) if rows else None
+
+    def articles(self) -> list[Article]:
+        return [_article_from_row(r) for r in self.query("SELECT * FROM articles ORDER BY id")]
+
+    def sources(self) -> list[str]:
+        """Every outlet named by an article, sorted."""
+        rows = self.query("SELECT DISTINCT source FROM articles WHERE source <> '' ORDER BY 1")
+        return [row["source"] for row in rows]
+
+    def chunk_ids_of(self, article_ids: Iterable[str]) -> list[int]:
+        ids = list(article_ids)
+        if not ids:
+            return []
+        rows = self.query(
+            f"""SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article
+                WHERE a.article_id IN {IN_LIST} ORDER BY c.id""",
+            [json_list(ids)],
+        )
+        return [row["id"] for row in rows]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, model, chunk settings, build times and size: what `qa index stats` shows."""
+        manifest = self.manifest
+        return {
+            "articles": manifest.articles,
+            "chunks": manifest.chunks,
+            "sentence_vectors": manifest.sentence_vectors,
+            "model": manifest.model,
+            "dimension": manifest.dimension,
+            "chunk_tokens": manifest.chunk_tokens,
+            "overlap_tokens": manifest.overlap_tokens,
+            "built_at": manifest.built_at,
+            "created_at": manifest.created_at,
+            "size_bytes": self.size_on_disk(),
+            "index_dir": str(self.index_dir),
+        }
+
+    def size_on_disk(self) -> int:
+        generation = self.index_dir / self.manifest.generation
+        return sum(path.stat().st_size for path in generation.iterdir() if path.is_file())

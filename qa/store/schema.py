@@ -1,0 +1,82 @@
+"""File names inside a generation, the SQLite schema, and opening a generation's database."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+FORMAT_VERSION = 3  # 2: full-text table, sentences; 3: sentence vectors
+MANIFEST = "manifest.json"
+DATABASE = "qa.sqlite3"
+VECTORS = "vectors.faiss"
+SENTENCE_VECTORS = "sentences.faiss"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    url TEXT NOT NULL,
+    published TEXT NOT NULL,
+    author TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+-- AUTOINCREMENT: a deleted chunk's id is never reused, so a FAISS id always means one chunk.
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article);
+-- BM25 over chunk text (and the article title, weighted lower); rowid = chunk id.
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+-- Sentence boundaries, found once at build time, for the answerer.
+CREATE TABLE IF NOT EXISTS sentences (
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    PRIMARY KEY (article, start)
+) WITHOUT ROWID;
+-- Each sentence as encoded inside each chunk holding some of it; id = its id in sentences.faiss.
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,  -- the sentence's own offsets in the article
+    "end" INTEGER NOT NULL,
+    covered INTEGER NOT NULL  -- how many of its characters lie inside the chunk
+);
+CREATE INDEX IF NOT EXISTS sentence_vectors_chunk ON sentence_vectors(chunk);
+CREATE INDEX IF NOT EXISTS sentence_vectors_sentence ON sentence_vectors(article, start);
+-- Per-term document frequencies of the full-text table (IDF for sentence scoring).
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+"""
+
+
+TITLE_WEIGHT = 0.5  # a title word counts half as much as the same word in the passage
+
+
+def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        connection = sqlite3.connect(path, check_same_thread=False)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA foreign_keys = ON")
+    # SQLite's NOCASE folds ASCII only; outlet names are matched with Unicode case folding.
+    connection.create_function("casefold", 1, _casefold, deterministic=True)
+    return connection
+
+
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if value is not None else None
