@@ -1,0 +1,213 @@
+"""Where the index breaks as the archive grows: build, memory, disk, search and one-article
+updates at 10k, 100k, ... chunks, without hours of model time.
+
+    python benchmarks/scale.py --chunks 10000 100000 [--questions 200] [--keep]
+
+The archive is synthetic but agrees with itself (benchmarks/scale_corpus.py): articles are
+composed of real SQuAD sentences, every chunk and sentence gets the vector the real model gave
+its sentences (embedded once, cached), and the pool's questions have real answers in it. The
+build runs the product's normal path (`qa.service.build`) with that embedder, so what is timed
+is everything but the model: ingest, cleaning, chunking (the real tokenizer), sentences,
+SQLite, FAISS and the atomic generation switch.
+
+Each step runs in its own process so its peak RSS is its own. Per size it prints: articles,
+chunks and sentences; build seconds and peak RSS; bytes on disk per part; the RSS of a process
+that loaded the index and answered queries; search p50/p95 per mode and recall@10 of the
+dense search (exact today: "exact" is printed instead of an approximate index's recall);
+the time to add, update and delete one article incrementally. Questions are asked with the
+real query encoder (ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.scale_corpus import CACHE, PoolEmbedder, sentence_pool, write_corpus
+from qa.components import make_embedder
+from qa.config import Settings
+
+CHUNKS_PER_ARTICLE = 3.8  # measured on the synthetic articles at 200-token chunks
+MODES = ("lexical", "dense", "hybrid")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _settings(folder: Path) -> Settings:
+    return Settings(corpus_dir=folder / "corpus", index_dir=folder / "index")
+
+
+def _pool_embedder() -> PoolEmbedder:
+    real = make_embedder(Settings())
+    return PoolEmbedder(sentence_pool(real), real)
+
+
+# --- steps, each run in a child process -----------------------------------------------------
+
+
+def step_build(folder: Path, articles: int) -> dict[str, Any]:
+    from qa.service import build
+
+    embedder = _pool_embedder()
+    write_corpus(embedder.pool, folder / "corpus", articles)
+    began = time.perf_counter()
+    report = build(_settings(folder), embedder)
+    return {
+        "build_seconds": round(time.perf_counter() - began, 1),
+        "build_peak_rss_mb": round(_peak_rss_mb()),
+        "articles": report.articles,
+        "summary": report.summary(),
+    }
+
+
+def step_serve(folder: Path, questions: int) -> dict[str, Any]:
+    from qa.service import Assistant
+
+    embedder = _pool_embedder()
+    before = _rss_mb()
+    assistant = Assistant.load(_settings(folder).index_dir, embedder=embedder)
+    loaded = _rss_mb()
+    asked = random.Random(0).sample(embedder.pool.questions, questions)
+    vectors = [embedder.embed_query(q) for q, _, _ in asked]
+    del vectors  # the encoder is warm; each search below embeds its query again, as served
+    latency: dict[str, dict[str, float]] = {}
+    recall = 0
+    for mode in MODES:
+        times = []
+        for question, _, answers in asked:
+            began = time.perf_counter()
+            hits = assistant.search(question, 10, mode=mode)
+            times.append((time.perf_counter() - began) * 1000)
+            if mode == "dense":
+                recall += any(a in h.text for h in hits for a in answers)
+        ordered = sorted(times)
+        latency[mode] = {
+            "p50": round(statistics.median(ordered), 1),
+            "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
+        }
+    source = "Daily Post"
+    began = time.perf_counter()
+    for question, _, _ in asked[:50]:
+        assistant.search(question, 10, source=source)
+    filtered_ms = (time.perf_counter() - began) * 1000 / 50
+    return {
+        "pool_and_model_rss_mb": round(before),
+        "loaded_rss_mb": round(loaded),
+        "served_rss_mb": round(_rss_mb()),
+        "search_ms": latency,
+        "filtered_hybrid_ms": round(filtered_ms, 1),
+        "dense_answer_in_top10": round(100 * recall / len(asked), 1),
+        "dense_recall_at_10_vs_exact": "exact (no approximate index)",
+    }
+
+
+def step_updates(folder: Path) -> dict[str, Any]:
+    from qa.service import build
+
+    embedder = _pool_embedder()
+    settings = _settings(folder)
+    extra = settings.corpus_dir / "extra.jsonl"
+    record = {"id": "extra-article", "title": "Extra", "text": ""}
+    pool = embedder.pool
+    record["text"] = "\n\n".join(
+        " ".join(pool.sentences[i] for i in pool.paragraphs[p][:3]) for p in (1, 2, 3)
+    )
+    timings = {}
+    for what in ("add", "update", "delete"):
+        if what == "update":
+            record["text"] += "\n\n" + " ".join(pool.sentences[i] for i in pool.paragraphs[4][:3])
+        if what == "delete":
+            extra.unlink()
+        else:
+            extra.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        began = time.perf_counter()
+        report = build(settings, embedder)
+        timings[f"{what}_seconds"] = round(time.perf_counter() - began, 2)
+        timings[f"{what}_summary"] = report.summary()
+    timings["updates_peak_rss_mb"] = round(_peak_rss_mb())
+    return timings
+
+
+def _disk(folder: Path) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for path in (folder / "index").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            suffix = path.suffix or path.name
+            sizes[suffix] = sizes.get(suffix, 0) + path.stat().st_size
+    return sizes
+
+
+def _child(step: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--step", step, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"step {step} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="keep the built indexes")
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--articles", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.step == "build":
+        print(json.dumps(step_build(args.folder, args.articles)))
+        return
+    if args.step == "serve":
+        print(json.dumps(step_serve(args.folder, args.questions)))
+        return
+    if args.step == "updates":
+        print(json.dumps(step_updates(args.folder)))
+        return
+
+    for chunks in args.chunks:
+        articles = max(1, round(chunks / CHUNKS_PER_ARTICLE))
+        folder = CACHE / f"scale-{articles}"
+        shutil.rmtree(folder / "index", ignore_errors=True)
+        figures: dict[str, Any] = {"target_chunks": chunks}
+        figures.update(_child("build", "--folder", str(folder), "--articles", str(articles)))
+        figures["disk_bytes"] = _disk(folder)
+        figures.update(_child("serve", "--folder", str(folder), "--questions", str(args.questions)))
+        figures.update(_child("updates", "--folder", str(folder)))
+        print(json.dumps(figures, indent=1), flush=True)
+        if not args.keep:
+            shutil.rmtree(folder / "index", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
