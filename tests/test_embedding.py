@@ -42,8 +42,9 @@ def test_each_sentence_vector_is_its_own_words_in_the_index(tmp_path: Path) -> N
         )
         if chunks:  # held whole by some chunk: pooled from exactly its own words
             expected = embedder.embed_query(article.text[start:end])
-            assert np.allclose(vector, expected, atol=1e-6), article.text[start:end]
-        assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+            # Stored as fp16 rows: equal up to half precision.
+            assert np.allclose(vector, expected, atol=1e-3), article.text[start:end]
+        assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-3)
     assert reader.manifest.sentence_vectors >= len(sentences)
 
 

@@ -160,6 +160,11 @@ def test_a_missing_corpus_is_refused(tmp_path):
 
 
 @pytest.mark.integration
+def _interruptible() -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_qa_index_watch_indexes_a_new_file_and_stops_on_ctrl_c(tmp_path):
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     corpus.mkdir()
@@ -173,6 +178,9 @@ def test_qa_index_watch_indexes_a_new_file_and_stops_on_ctrl_c(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        # As from a terminal: Ctrl-C neither ignored nor blocked, whatever the earlier tests
+        # (threads, servers, libraries) left in this process's signal state.
+        preexec_fn=_interruptible,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(
@@ -199,6 +207,8 @@ def test_qa_index_watch_indexes_a_new_file_and_stops_on_ctrl_c(tmp_path):
         try:
             code = process.wait(timeout=60)
         except subprocess.TimeoutExpired:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            seen += [line for line in status.splitlines(True) if line.startswith("Sig")]
             process.kill()
             process.wait()
             line_with("")

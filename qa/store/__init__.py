@@ -5,7 +5,8 @@ Layout::
     index/
       manifest.json          the commit record: names the live generation, written last
       gen-<ns>/qa.sqlite3    articles and chunks; chunk row ids are the FAISS ids
-      gen-<ns>/vectors.faiss IndexIDMap2 over inner product of normalized vectors
+      gen-<ns>/vectors.faiss IndexIDMap2 over inner product of normalized vectors (fp16 rows)
+      gen-<ns>/sentences.faiss the same for every sentence as encoded inside its chunk
 
 A build writes a complete new generation beside the live one and then replaces manifest.json
 atomically, so a build killed at any moment leaves the previous index loadable and complete.

@@ -22,6 +22,19 @@ from qa.types import Article, Chunk
 _KEEP_PREVIOUS_GENERATIONS = 1  # a server may still be reading the one before
 
 
+def new_vector_index(dimension: int) -> Any:
+    """An empty vector set: ids mapped to fp16 rows, searched exhaustively by inner product.
+
+    fp16 halves the memory and disk of float32 rows and, on 2 cores, scans faster than the flat
+    float32 index for a single query; cosine scores change by less than 1e-3, so rankings stay.
+    An index built before keeps its flat float32 rows until a full rebuild.
+    """
+    rows = faiss.IndexScalarQuantizer(
+        dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
+    return faiss.IndexIDMap2(rows)
+
+
 class GenerationWriter:
     """Builds the next generation from the live one (or from nothing) and commits it atomically.
 
@@ -48,8 +61,8 @@ class GenerationWriter:
             )
         else:
             self._db = connect(db_path, read_only=False)
-            self._vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-            self._sentence_vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+            self._vectors = new_vector_index(dimension)
+            self._sentence_vectors = new_vector_index(dimension)
         self._db.executescript(SCHEMA)
         if {self._vectors.d, self._sentence_vectors.d} != {dimension}:
             raise IndexUnusable(
