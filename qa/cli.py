@@ -67,7 +67,12 @@ def _index_stats(args: argparse.Namespace) -> int:
         _print_json(stats)
     else:
         for key, value in stats.items():
-            print(f"{key:>15}: {value}")
+            if key != "parts":
+                print(f"{key:>15}: {value}")
+        for name, part in stats["parts"].items():
+            memory = f", {part['memory_bytes']:,} bytes in memory" if "memory_bytes" in part else ""
+            rows = f"{part['rows']:,} rows, " if "rows" in part else ""
+            print(f"{name:>15}: {part['kind']}; {rows}{part['disk_bytes']:,} bytes on disk{memory}")
     return 0
 
 

@@ -117,7 +117,16 @@ def test_cli_build_stats_and_search(tmp_path: Path, corpus_copy: Path) -> None:
     stats = subprocess.run(
         [*qa, "index", "stats", "--index", str(index), "--json"], capture_output=True, text=True
     )
-    assert json.loads(stats.stdout)["articles"] == 2
+    shown = json.loads(stats.stdout)
+    assert shown["articles"] == 2
+    parts = shown["parts"]
+    assert parts["vectors"]["rows"] == shown["chunks"] == report["chunks_embedded"]
+    assert parts["sentence_vectors"]["rows"] == shown["sentence_vectors"]
+    for name in ("vectors", "sentence_vectors"):
+        assert "fp16 rows" in parts[name]["kind"]
+        # fp16 codes: 2 bytes a dimension, plus the ids
+        assert parts[name]["memory_bytes"] == parts[name]["rows"] * (2 * 384 + 16)
+    assert sum(part["disk_bytes"] for part in parts.values()) <= shown["size_bytes"]
 
     found = subprocess.run(
         [*qa, "search", "New START treaty", "-k", "2", "--index", str(index), "--json"],

@@ -323,9 +323,48 @@ class IndexReader:
             "built_at": manifest.built_at,
             "created_at": manifest.created_at,
             "size_bytes": self.size_on_disk(),
+            "parts": self.parts(),
             "index_dir": str(self.index_dir),
         }
+
+    def parts(self) -> dict[str, dict[str, Any]]:
+        """Each part of the loaded generation: what it is, its rows, its bytes on disk and
+        (for the vector sets, held in memory) in memory."""
+        generation = self.index_dir / self.manifest.generation
+        found = {
+            "database": {
+                "kind": "SQLite (articles, chunks, FTS5, sentences)",
+                "disk_bytes": (generation / DATABASE).stat().st_size,
+            }
+        }
+        for name, index, file in (
+            ("vectors", self._vectors, VECTORS),
+            ("sentence_vectors", self._sentence_vectors, SENTENCE_VECTORS),
+        ):
+            found[name] = {
+                "kind": _vector_kind(index),
+                "rows": int(index.ntotal),
+                "disk_bytes": (generation / file).stat().st_size,
+                # codes plus the two id maps (an int64 each way)
+                "memory_bytes": int(index.ntotal) * (_row_bytes(index) + 16),
+            }
+        return found
 
     def size_on_disk(self) -> int:
         generation = self.index_dir / self.manifest.generation
         return sum(path.stat().st_size for path in generation.iterdir() if path.is_file())
+
+
+def _inner(index: Any) -> Any:
+    return faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+
+
+def _vector_kind(index: Any) -> str:
+    inner = _inner(index)
+    rows = "fp16 rows" if isinstance(inner, faiss.IndexScalarQuantizer) else "float32 rows"
+    return f"exact inner product over {rows} ({type(inner).__name__}, dimension {index.d})"
+
+
+def _row_bytes(index: Any) -> int:
+    inner = _inner(index)
+    return int(getattr(inner, "code_size", 4 * index.d))
