@@ -128,17 +128,21 @@ class Rebuilds:
             base_url=url, timeout=timeout, headers={"Authorization": f"Bearer {token}"}
         )
 
-    def generation(self) -> str:
-        """The generation the server answers from. A server looks for a new one when a query
-        comes (at most once a second), so this asks one first."""
+    def revision(self) -> str:
+        """The index revision the server answers from (every build moves it). A server looks
+        for a new one when a query comes (at most once a second), so this asks one first."""
         self.client.get("/api/stats").raise_for_status()
+        return str(self.client.get("/api/index/status").json()["revision"])
+
+    def generation(self) -> str:
+        """The generation (folder) the server answers from."""
         return str(self.client.get("/api/index/status").json()["generation"])
 
     def __call__(self) -> str:
         kind = next(self.kinds)
         self.count += 1
         number = f"{os.getpid()}-{self.count}-{time.monotonic_ns()}"
-        before = self.generation()
+        before = self.revision()
         if kind == "upload":
             article = {
                 "id": f"reliability/{number}",
@@ -177,7 +181,7 @@ class Rebuilds:
             )
             if done.returncode != 0:
                 raise RuntimeError(f"qa index build: {done.returncode} {done.stderr[-500:]}")
-        self._wait(lambda: self.generation() != before)
+        self._wait(lambda: self.revision() != before)
         return kind
 
     def _wait(self, condition: Callable[[], bool]) -> None:
@@ -274,7 +278,7 @@ def run_load(
                 if on_rebuild is not None:
                     on_rebuild(number, kind)
                 with httpx.Client(base_url=url, timeout=60) as client:
-                    generations.add(client.get("/api/index/status").json()["generation"])
+                    generations.add(client.get("/api/index/status").json()["revision"])
         except BaseException as error:
             failed.append(error)
         finally:

@@ -8,14 +8,14 @@ composed of real SQuAD sentences, every chunk and sentence gets the vector the r
 its sentences (embedded once, cached), and the pool's questions have real answers in it. The
 build runs the product's normal path (`qa.service.build`) with that embedder, so what is timed
 is everything but the model: ingest, cleaning, chunking (the real tokenizer), sentences,
-SQLite, FAISS and the atomic generation switch.
+SQLite, FAISS segments and the commit.
 
 Each step runs in its own process so its peak RSS is its own. Per size it prints: articles,
 chunks and sentences; build seconds and peak RSS; bytes on disk per part; the RSS of a process
 that loaded the index and answered queries; search p50/p95 per mode and recall@10 of the
-dense search (exact today: "exact" is printed instead of an approximate index's recall);
-the time to add, update and delete one article incrementally. Questions are asked with the
-real query encoder (ONNX Runtime).
+vector search (chunks and sentences) against exact search of the same rows, and of a filter
+keeping 1% of the articles; the time to add, update and delete one article incrementally.
+Questions are asked with the real query encoder (ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -59,8 +61,9 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def _settings(folder: Path) -> Settings:
-    return Settings(corpus_dir=folder / "corpus", index_dir=folder / "index")
+def _settings(folder: Path, approximate_threshold: int | None = None) -> Settings:
+    settings = Settings(corpus_dir=folder / "corpus", index_dir=folder / "index")
+    return settings.with_values(approximate_threshold=approximate_threshold)
 
 
 def _pool_embedder() -> PoolEmbedder:
@@ -71,13 +74,13 @@ def _pool_embedder() -> PoolEmbedder:
 # --- steps, each run in a child process -----------------------------------------------------
 
 
-def step_build(folder: Path, articles: int) -> dict[str, Any]:
+def step_build(folder: Path, articles: int, approximate_threshold: int | None) -> dict[str, Any]:
     from qa.service import build
 
     embedder = _pool_embedder()
     write_corpus(embedder.pool, folder / "corpus", articles)
     began = time.perf_counter()
-    report = build(_settings(folder), embedder)
+    report = build(_settings(folder, approximate_threshold), embedder)
     return {
         "build_seconds": round(time.perf_counter() - began, 1),
         "build_peak_rss_mb": round(_peak_rss_mb()),
@@ -116,14 +119,95 @@ def step_serve(folder: Path, questions: int) -> dict[str, Any]:
     for question, _, _ in asked[:50]:
         assistant.search(question, 10, source=source)
     filtered_ms = (time.perf_counter() - began) * 1000 / 50
-    return {
+    served_rss = _rss_mb()
+    reader = assistant._reader  # the benchmark looks inside: vectors as loaded
+    queries = np.vstack([embedder.embed_query(q) for q, _, _ in asked])
+    figures = {
         "pool_and_model_rss_mb": round(before),
         "loaded_rss_mb": round(loaded),
-        "served_rss_mb": round(_rss_mb()),
+        "served_rss_mb": round(served_rss),
         "search_ms": latency,
         "filtered_hybrid_ms": round(filtered_ms, 1),
         "dense_answer_in_top10": round(100 * recall / len(asked), 1),
-        "dense_recall_at_10_vs_exact": "exact (no approximate index)",
+        "parts": {
+            name: {key: part.get(key) for key in ("kind", "rows", "segments", "memory_bytes")}
+            for name, part in reader.parts().items()
+        },
+    }
+    for kind in ("chunks", "sentences"):
+        figures[f"{kind}_recall_at_10_vs_exact"] = _recall_vs_exact(reader, kind, queries)
+    figures.update(_one_percent_filter(reader, queries[:50]))
+    return figures
+
+
+def _exact_top(
+    reader: Any, kind: str, queries: np.ndarray, k: int, allowed=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k ids and scores by inner product over the live rows, streamed segment by
+    segment."""
+    from qa.store.vectors import read_ids
+
+    vectors = reader.vector_set(kind)
+    deleted = set(
+        row[0] for row in reader.query("SELECT id FROM deleted_vectors WHERE kind = ?", (kind,))
+    )
+    best_ids = np.full((len(queries), k), -1, dtype=np.int64)
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    for segment in vectors.segments:
+        ids = read_ids(vectors.folder, segment)
+        rows = np.memmap(
+            vectors.folder / f"{segment.name}.f16", dtype=np.float16, mode="r"
+        ).reshape(len(ids), vectors.dimension)
+        for begin in range(0, len(ids), 200_000):
+            block_ids = ids[begin : begin + 200_000]
+            keep = ~np.isin(block_ids, list(deleted)) if deleted else np.ones(len(block_ids), bool)
+            if allowed is not None:
+                keep &= np.isin(block_ids, allowed)
+            if not keep.any():
+                continue
+            block = np.asarray(rows[begin : begin + 200_000][keep], dtype=np.float32)
+            scores = queries @ block.T
+            merged_scores = np.hstack([best_scores, scores])
+            merged_ids = np.hstack([best_ids, np.broadcast_to(block_ids[keep], scores.shape)])
+            order = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
+            best_scores = np.take_along_axis(merged_scores, order, axis=1)
+            best_ids = np.take_along_axis(merged_ids, order, axis=1)
+    return best_ids, best_scores
+
+
+def _recall_vs_exact(reader: Any, kind: str, queries: np.ndarray) -> float:
+    """Recall@10 of the search against exact search. The archive repeats sentences, so equal
+    vectors tie: a hit counts when it scores at least the exact 10th score (any of the tied
+    ids is as right as another)."""
+    vectors = reader.vector_set(kind)
+    _, exact_scores = _exact_top(reader, kind, queries, 10)
+    hits = 0
+    for query, scores in zip(queries, exact_scores, strict=True):
+        found = vectors.search(query, 10)
+        hits += sum(score >= scores[-1] - 1e-4 for _, score in found)
+    return round(hits / (10 * len(queries)), 4)
+
+
+def _one_percent_filter(reader: Any, queries: np.ndarray) -> dict[str, Any]:
+    """A filter keeping 1% of the articles: its top 10 against exact search of those alone."""
+    articles = [row[0] for row in reader.query("SELECT article_id FROM articles ORDER BY id")]
+    kept = articles[:: max(1, len(articles) // max(1, len(articles) // 100))]
+    from qa.store import ChunkFilter
+
+    allowed = reader.filtered_chunk_ids(ChunkFilter(article_ids=tuple(kept)))
+    exact, exact_scores = _exact_top(reader, "chunks", queries, 10, np.asarray(allowed))
+    began = time.perf_counter()
+    found = [reader.search_vectors(q, 10, allowed) for q in queries]
+    elapsed = (time.perf_counter() - began) * 1000 / len(queries)
+    hits = sum(
+        sum(score >= scores[(ids >= 0)][-1] - 1e-4 for _, score in pairs)
+        for pairs, ids, scores in zip(found, exact, exact_scores, strict=True)
+    )
+    wanted = sum(int((e >= 0).sum()) for e in exact)
+    return {
+        "one_percent_filter_share": round(len(allowed) / max(1, reader.manifest.chunks), 4),
+        "one_percent_filter_recall_at_10": round(hits / max(1, wanted), 4),
+        "one_percent_filter_dense_ms": round(elapsed, 1),
     }
 
 
@@ -151,6 +235,13 @@ def step_updates(folder: Path) -> dict[str, Any]:
         timings[f"{what}_seconds"] = round(time.perf_counter() - began, 2)
         timings[f"{what}_summary"] = report.summary()
     timings["updates_peak_rss_mb"] = round(_peak_rss_mb())
+    from qa.store import IndexReader
+
+    reader = IndexReader.open(settings.index_dir)
+    timings["segments_after_updates"] = {
+        name: part.get("segments") for name, part in reader.parts().items()
+    }
+    reader.close()
     return timings
 
 
@@ -180,13 +271,19 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, nargs="+", default=[10_000])
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the built indexes")
+    parser.add_argument(
+        "--approximate-threshold",
+        type=int,
+        help="segments this big are searched approximately (default: the product's, 200,000)",
+    )
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where corpora are kept")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--articles", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.step == "build":
-        print(json.dumps(step_build(args.folder, args.articles)))
+        print(json.dumps(step_build(args.folder, args.articles, args.approximate_threshold)))
         return
     if args.step == "serve":
         print(json.dumps(step_serve(args.folder, args.questions)))
@@ -197,10 +294,16 @@ def main() -> None:
 
     for chunks in args.chunks:
         articles = max(1, round(chunks / CHUNKS_PER_ARTICLE))
-        folder = CACHE / f"scale-{articles}"
+        folder = args.cache / f"scale-{articles}"
         shutil.rmtree(folder / "index", ignore_errors=True)
         figures: dict[str, Any] = {"target_chunks": chunks}
-        figures.update(_child("build", "--folder", str(folder), "--articles", str(articles)))
+        threshold = (
+            ["--approximate-threshold", str(args.approximate_threshold)]
+            if args.approximate_threshold
+            else []
+        )
+        build_args = ["--folder", str(folder), "--articles", str(articles), *threshold]
+        figures.update(_child("build", *build_args))
         figures["disk_bytes"] = _disk(folder)
         figures.update(_child("serve", "--folder", str(folder), "--questions", str(args.questions)))
         figures.update(_child("updates", "--folder", str(folder)))

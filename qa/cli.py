@@ -59,6 +59,20 @@ def _index_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_compact(args: argparse.Namespace) -> int:
+    from qa.indexing import compact_index
+
+    manifest = compact_index(_settings(args).index_dir)
+    if args.json:
+        _print_json(manifest.to_dict())
+    else:
+        print(
+            f"compacted: {manifest.chunks:,} chunk vectors and {manifest.sentence_vectors:,} "
+            "sentence vectors, one segment each"
+        )
+    return 0
+
+
 def _index_stats(args: argparse.Namespace) -> int:
     from qa.store import IndexReader
 
@@ -72,7 +86,15 @@ def _index_stats(args: argparse.Namespace) -> int:
         for name, part in stats["parts"].items():
             memory = f", {part['memory_bytes']:,} bytes in memory" if "memory_bytes" in part else ""
             rows = f"{part['rows']:,} rows, " if "rows" in part else ""
-            print(f"{name:>15}: {part['kind']}; {rows}{part['disk_bytes']:,} bytes on disk{memory}")
+            segments = (
+                f"{part['segments']} segments ({part['deleted_rows']:,} deleted rows), "
+                if "segments" in part
+                else ""
+            )
+            print(
+                f"{name:>15}: {part['kind']}; {rows}{segments}"
+                f"{part['disk_bytes']:,} bytes on disk{memory}"
+            )
     return 0
 
 
@@ -274,6 +296,10 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(handler=_index_build)
     stats = index_commands.add_parser("stats", parents=[common], help="counts, model, size")
     stats.set_defaults(handler=_index_stats)
+    compact = index_commands.add_parser(
+        "compact", parents=[common], help="merge the vector segments, dropping deleted rows"
+    )
+    compact.set_defaults(handler=_index_compact)
     watch = index_commands.add_parser(
         "watch", parents=[common], help="rebuild whenever files in the corpus change"
     )

@@ -32,6 +32,9 @@ class Settings:
     max_file_bytes: int = MAX_FILE_BYTES  # an article file, in the corpus or uploaded
     embed_batch_size: int = 32
     runtime: str = "onnx"  # the embedding model's runtime: "onnx" (faster) or "torch"
+    # Vector segments this big or bigger are searched approximately (IVF-PQ, exact re-scoring);
+    # taken by a new index (a first or full build), then kept in its manifest.
+    approximate_threshold: int = 200_000
     reader: str = "trained"  # short-answer reader: "trained" or "heuristic"
     reader_model: str = ""  # the trained reader's folder; "" is the shipped models/reader
     # The bearer token of the admin routes and the chat's "Add articles" tab; None: disabled.

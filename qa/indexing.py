@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,15 +17,17 @@ from qa.ingest import load_corpus, record_file_of, refused_by_policy
 from qa.limits import MAX_FILE_BYTES
 from qa.sentences import split_sentences
 from qa.store import (
+    AnnSettings,
+    Catalog,
     GenerationWriter,
-    IndexReader,
     IndexUnusable,
     Manifest,
     build_lock,
+    read_catalog,
     read_manifest,
     remove_abandoned,
 )
-from qa.types import Article, Chunk, Skipped
+from qa.types import Article, Chunk, IngestResult, Skipped
 
 
 @dataclass
@@ -84,13 +86,28 @@ def _full_rebuild_reason(
     return ""
 
 
-def _protected_by_skip(indexed: Article, unreadable: set[str]) -> bool:
+def _articles_of_unchanged_files(
+    ingested: IngestResult, indexed: dict[str, tuple[str, str]]
+) -> set[str] | None:
+    """The ids of the indexed articles whose files were not read (unchanged), or None when an
+    article read now has the id of one of them: which wins depends on file order, so the whole
+    corpus must be read to tell."""
+    unchanged = set(ingested.unchanged)
+    present = {
+        article_id for article_id, (path, _) in indexed.items() if record_file_of(path) in unchanged
+    }
+    if any(article.article_id in present for article in ingested.articles):
+        return None
+    return present
+
+
+def _protected_by_skip(indexed_path: str, unreadable: set[str]) -> bool:
     """An indexed article whose record or file is now unreadable keeps its last good version.
 
     `unreadable`: the paths of this build's skips, records ("a.jsonl:3") and files alike, except
     those refused by policy (`qa.ingest.refused_by_policy`: a link, an invalid id).
     """
-    return indexed.path in unreadable or record_file_of(indexed.path) in unreadable
+    return indexed_path in unreadable or record_file_of(indexed_path) in unreadable
 
 
 def build_index(
@@ -103,6 +120,7 @@ def build_index(
     max_file_bytes: int = MAX_FILE_BYTES,
     progress: bool = False,
     on_skip: Callable[[Skipped], None] | None = None,
+    ann: AnnSettings | None = None,
 ) -> BuildReport:
     """Make the index at `index_dir` mirror the articles in `corpus_dir`.
 
@@ -113,13 +131,37 @@ def build_index(
         full: re-embed everything, even when nothing changed.
         progress: show a progress bar while embedding.
         on_skip: called for each unreadable input as soon as it is found.
+        ann: when and how a new index searches its vectors approximately (a full build or the
+            first one; an incremental build keeps the index's settings).
     """
     with build_lock(index_dir):
         # A killed build's leftovers go now, even when this build turns out to have nothing to do.
         remove_abandoned(Path(index_dir))
         return _build(
-            corpus_dir, index_dir, embedder, chunker, full, max_file_bytes, progress, on_skip
+            corpus_dir, index_dir, embedder, chunker, full, max_file_bytes, progress, on_skip, ann
         )
+
+
+def compact_index(index_dir: Path) -> Manifest:
+    """Merge each kind of vectors into one segment without the deleted rows (retraining the
+    approximate index's quantizer), as one commit. Waits for a build in progress."""
+    with build_lock(index_dir):
+        remove_abandoned(Path(index_dir))
+        manifest = read_manifest(Path(index_dir))
+        if manifest is None:
+            raise IndexUnusable(f"no index in {index_dir}; build one with `qa index build`")
+        writer = GenerationWriter(index_dir, base=manifest, dimension=manifest.dimension)
+        try:
+            writer.compact()
+            return writer.commit(
+                model=manifest.model,
+                chunk_tokens=manifest.chunk_tokens,
+                overlap_tokens=manifest.overlap_tokens,
+                last_build={**manifest.last_build, "compacted": True},
+            )
+        except BaseException:
+            writer.abort()
+            raise
 
 
 def _build(
@@ -131,45 +173,52 @@ def _build(
     max_file_bytes: int,
     progress: bool,
     on_skip: Callable[[Skipped], None] | None,
+    ann: AnnSettings | None,
 ) -> BuildReport:
     began = time.perf_counter()
     report = BuildReport()
-    ingested = load_corpus(Path(corpus_dir), max_bytes=max_file_bytes)
+    try:
+        manifest = read_manifest(Path(index_dir))
+        report.full_reason = _full_rebuild_reason(manifest, embedder, chunker, full)
+        catalog = Catalog({}, {})
+        if manifest is not None and not report.full_reason:
+            catalog = read_catalog(Path(index_dir), manifest)
+    except IndexUnusable as error:
+        # A damaged or outdated index is what a build exists to fix: start from nothing.
+        manifest, catalog = None, Catalog({}, {})
+        report.full_reason = f"existing index unusable ({error})"
+    indexed = catalog.articles
+
+    ingested = load_corpus(Path(corpus_dir), max_bytes=max_file_bytes, known=catalog.files)
+    present = _articles_of_unchanged_files(ingested, indexed)
+    if present is None:  # an id moved between an unchanged file and a changed one
+        ingested = load_corpus(Path(corpus_dir), max_bytes=max_file_bytes)
+        present = set()
     report.skipped = list(ingested.skipped)
     for skip in report.skipped:
         if on_skip:
             on_skip(skip)
 
-    try:
-        manifest = read_manifest(Path(index_dir))
-        report.full_reason = _full_rebuild_reason(manifest, embedder, chunker, full)
-        indexed: dict[str, Article] = {}
-        if manifest is not None and not report.full_reason:
-            reader = IndexReader.open(index_dir)
-            indexed = {a.article_id: a for a in reader.articles()}
-            reader.close()
-    except IndexUnusable as error:
-        # A damaged or outdated index is what a build exists to fix: start from nothing.
-        manifest, indexed = None, {}
-        report.full_reason = f"existing index unusable ({error})"
-
-    wanted = {article.article_id: article for article in ingested.articles}
+    wanted = {article.article_id for article in ingested.articles} | present
     to_embed = [a for a in ingested.articles if a.article_id not in indexed]
     report.added = [a.article_id for a in to_embed]
     for article in ingested.articles:
         previous = indexed.get(article.article_id)
-        if previous is not None and previous.content_hash != article.content_hash:
+        if previous is not None and previous[1] != article.content_hash:
             report.updated.append(article.article_id)
             to_embed.append(article)
     report.unchanged = len(wanted) - len(to_embed)
     unreadable = {skip.path for skip in report.skipped if not refused_by_policy(skip)}
-    for article_id, previous in indexed.items():
+    for article_id, (path, _) in indexed.items():
         if article_id in wanted:
             continue
-        if _protected_by_skip(previous, unreadable):
+        if _protected_by_skip(path, unreadable):
             report.kept_despite_skip.append(article_id)
         else:
             report.removed.append(article_id)
+    # Files gone, or read now with a problem, are read again next time.
+    stamped = {stamp.path for stamp in ingested.stamps} | set(ingested.unchanged)
+    forgotten = [path for path in catalog.files if path not in stamped]
 
     if not report.changed:
         report.articles = manifest.articles if manifest else 0
@@ -177,46 +226,16 @@ def _build(
         report.seconds = time.perf_counter() - began
         return report
 
-    chunked: list[tuple[Article, list[Chunk], list[tuple[int, int]]]] = [
-        (a, chunker.split(a), split_sentences(a.text)) for a in to_embed
-    ]
-    texts: list[str] = []
-    spans: list[list[tuple[int, int]]] = []  # sentences overlapping each chunk, article offsets
-    for _, chunks, sentences in chunked:
-        for chunk in chunks:
-            texts.append(chunk.text)
-            spans.append(sentences_overlapping(sentences, chunk.start, chunk.end))
     base = None if report.full_reason else manifest
     # Deleting needs no model: only load it when there is something to embed or no base.
-    dimension = base.dimension if base and not texts else embedder.dimension
-    vectors: np.ndarray | None = None
-    sentence_vectors: list[np.ndarray] = []
-    if texts:
-        # Each sentence's vector is pooled from its chunk's encoding: no second model run.
-        in_chunk = [
-            [(max(s, c.start) - c.start, min(e, c.end) - c.start) for s, e in chunk_spans]
-            for c, chunk_spans in zip(
-                (c for _, chunks, _ in chunked for c in chunks), spans, strict=True
-            )
-        ]
-        vectors, sentence_vectors = embedder.embed_passages(texts, in_chunk, progress=progress)
-    report.chunks_embedded = len(texts)
-
-    writer = GenerationWriter(index_dir, base=base, dimension=dimension)
+    dimension = base.dimension if base and not to_embed else embedder.dimension
+    writer = GenerationWriter(index_dir, base=base, dimension=dimension, ann=ann)
     try:
         report.chunks_removed = writer.remove_articles(report.removed + report.updated)
-        offset = 0
-        for article, chunks, sentences in chunked:
-            assert vectors is not None
-            end = offset + len(chunks)
-            writer.add_article(
-                article,
-                chunks,
-                vectors[offset:end],
-                sentences,
-                list(zip(spans[offset:end], sentence_vectors[offset:end], strict=True)),
-            )
-            offset = end
+        writer.record_files(ingested.stamps, forget=forgotten)
+        for batch in _batches(to_embed, chunker):
+            report.chunks_embedded += _embed_and_add(batch, embedder, writer, progress)
+            writer.flush()  # a big build holds one batch of vectors in memory, not all
         report.seconds = time.perf_counter() - began
         committed = writer.commit(
             model=embedder.model_id,
@@ -229,6 +248,60 @@ def _build(
         raise
     report.articles, report.chunks = committed.articles, committed.chunks
     return report
+
+
+_Chunked = tuple[Article, list[Chunk], list[tuple[int, int]]]
+BATCH_CHUNKS = 20_000  # chunks embedded and written together (about 30 MB of vectors a kind)
+
+
+def _batches(articles: Sequence[Article], chunker: Chunker) -> Iterator[list[_Chunked]]:
+    batch: list[_Chunked] = []
+    size = 0
+    for article in articles:
+        chunks = chunker.split(article)
+        batch.append((article, chunks, split_sentences(article.text)))
+        size += len(chunks)
+        if size >= BATCH_CHUNKS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _embed_and_add(
+    chunked: Sequence[_Chunked], embedder: Embedder, writer: GenerationWriter, progress: bool
+) -> int:
+    """Embed a batch of chunked articles and add them to `writer`; returns the chunks embedded."""
+    texts: list[str] = []
+    spans: list[list[tuple[int, int]]] = []  # sentences overlapping each chunk, article offsets
+    for _, chunks, sentences in chunked:
+        for chunk in chunks:
+            texts.append(chunk.text)
+            spans.append(sentences_overlapping(sentences, chunk.start, chunk.end))
+    if not texts:
+        for article, _, sentences in chunked:
+            writer.add_article(article, [], np.zeros((0, 0), np.float32), sentences)
+        return 0
+    # Each sentence's vector is pooled from its chunk's encoding: no second model run.
+    in_chunk = [
+        [(max(s, c.start) - c.start, min(e, c.end) - c.start) for s, e in chunk_spans]
+        for c, chunk_spans in zip(
+            (c for _, chunks, _ in chunked for c in chunks), spans, strict=True
+        )
+    ]
+    vectors, sentence_vectors = embedder.embed_passages(texts, in_chunk, progress=progress)
+    offset = 0
+    for article, chunks, sentences in chunked:
+        end = offset + len(chunks)
+        writer.add_article(
+            article,
+            chunks,
+            vectors[offset:end],
+            sentences,
+            list(zip(spans[offset:end], sentence_vectors[offset:end], strict=True)),
+        )
+        offset = end
+    return len(texts)
 
 
 def sentences_overlapping(

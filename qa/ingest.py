@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
@@ -24,7 +25,7 @@ import yaml
 from qa.cleaning import clean_text, split_title
 from qa.dates import iso_date
 from qa.limits import MAX_FILE_BYTES
-from qa.types import Article, IngestResult, Skipped
+from qa.types import Article, FileStamp, IngestResult, Skipped
 
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
@@ -53,22 +54,51 @@ class _SkipError(Exception):
         self.reason = reason
 
 
-def load_corpus(corpus_dir: Path, *, max_bytes: int = MAX_FILE_BYTES) -> IngestResult:
+def load_corpus(
+    corpus_dir: Path,
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    known: Mapping[str, FileStamp] | None = None,
+) -> IngestResult:
     """Load every supported file under `corpus_dir` (recursively, sorted, hidden ones ignored).
 
     Article ids are unique in the result: a later article with an id already seen is skipped.
+    A file whose size and modification time match its stamp in `known` is not read: it is
+    listed in `unchanged` instead (an incremental build takes its articles as indexed).
     """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         return IngestResult(skipped=[Skipped(str(corpus_dir), "corpus folder not found")])
-    articles: list[Article] = []
-    skipped: list[Skipped] = []
+    result = IngestResult()
     first_seen: dict[str, str] = {}
     for path in _walk(corpus_dir):
-        result = load_file(path, corpus_dir, max_bytes=max_bytes)
-        skipped.extend(result.skipped)
-        _add_unique(result.articles, first_seen, articles, skipped)
-    return IngestResult(articles=articles, skipped=skipped)
+        rel = _relative(path, corpus_dir)
+        stamp = _stamp(path, rel)
+        if stamp is not None and known is not None and known.get(rel) == stamp:
+            result.unchanged.append(rel)
+            continue
+        loaded = load_file(path, corpus_dir, max_bytes=max_bytes)
+        skips = len(result.skipped) + len(loaded.skipped)
+        result.skipped.extend(loaded.skipped)
+        _add_unique(loaded.articles, first_seen, result.articles, result.skipped)
+        # Only a file read whole, without a skip (duplicate ids included), is taken as
+        # unchanged next time; and not one modified just now, whose next change could keep
+        # the same size and time stamp.
+        settled = stamp is not None and time.time_ns() - stamp.mtime_ns > 2_000_000_000
+        if settled and len(result.skipped) == skips and _stamp(path, rel) == stamp:
+            assert stamp is not None
+            result.stamps.append(stamp)
+    return result
+
+
+def _stamp(path: Path, rel: str) -> FileStamp | None:
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    return FileStamp(rel, status.st_size, status.st_mtime_ns)
 
 
 def load_file(path: Path, corpus_dir: Path, *, max_bytes: int = MAX_FILE_BYTES) -> IngestResult:

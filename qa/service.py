@@ -15,7 +15,7 @@ from qa.embedding import Embedder
 from qa.indexing import BuildReport, build_index
 from qa.reading import Reader
 from qa.retrieval import FusionSettings, Retriever, SearchMode, clean_query
-from qa.store import ChunkFilter, IndexReader, IndexUnusable
+from qa.store import AnnSettings, ChunkFilter, IndexReader, IndexUnusable
 from qa.types import Answer, Article, Hit, Skipped
 
 
@@ -38,6 +38,7 @@ def build(
         max_file_bytes=settings.max_file_bytes,
         progress=progress,
         on_skip=on_skip,
+        ann=AnnSettings(threshold=settings.approximate_threshold),
     )
 
 

@@ -76,9 +76,24 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class FileStamp:
+    """A corpus file as read without a problem: taken as unchanged while these stay the same."""
+
+    path: str  # relative to the corpus folder
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
 class IngestResult:
+    """What loading a corpus gave. `stamps`: the files read without a problem; `unchanged`:
+    the files not read because their stamp matched the one given (their articles are as
+    indexed)."""
+
     articles: list[Article] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    stamps: list[FileStamp] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,10 @@ def snapshot(index: Path) -> dict:
     sentence_vectors = reader.sentence_vectors_for(
         [(r["article_id"], r["start"]) for r in sentences]
     )
+    manifest = reader.manifest.to_dict()
     reader.close()
     return {
-        "manifest": json.loads((index / "manifest.json").read_text()),
+        "manifest": manifest,
         "chunks": rows,
         "articles": articles,
         "vectors": vectors.round(6).tolist(),
@@ -51,8 +52,35 @@ def add_articles(corpus: Path, count: int) -> None:
         (corpus / f"new-{i}.txt").write_text(f"New story {i}\n\n{body}\n", encoding="utf-8")
 
 
-@pytest.mark.parametrize("stage", ["embedding", "database", "vectors", "manifest"])
-def test_killed_build_leaves_the_previous_index(stage: str, corpus_copy: Path, tmp_path: Path):
+def crashing_build(corpus: Path, index: Path, stage: str, *, full: bool = False):
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "tests.support.crashing_build"),
+            *(str(corpus), str(index), stage, *(["full"] if full else [])),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+BEFORE_THE_COMMIT = [
+    ("embedding", False),
+    ("database", False),
+    ("vectors", False),
+    ("merge", False),
+    ("merge-files", False),
+    ("commit", False),
+    ("embedding", True),
+    ("vectors", True),
+    ("manifest", True),
+]
+
+
+@pytest.mark.parametrize(("stage", "full"), BEFORE_THE_COMMIT)
+def test_killed_build_leaves_the_previous_index(
+    stage: str, full: bool, corpus_copy: Path, tmp_path: Path
+):
     index = tmp_path / "index"
     embedder = FakeEmbedder()
     build_index(
@@ -65,12 +93,7 @@ def test_killed_build_leaves_the_previous_index(stage: str, corpus_copy: Path, t
     add_articles(corpus_copy, 3)
     (corpus_copy / "000_1bfc4a3eb4545184.txt").unlink()
 
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.support.crashing_build", str(corpus_copy), str(index), stage],
-        cwd=REPO,
-        capture_output=True,
-        timeout=120,
-    )
+    result = crashing_build(corpus_copy, index, stage, full=full)
 
     assert result.returncode == -signal.SIGKILL, result.stderr.decode()
     assert snapshot(index) == before
@@ -82,30 +105,32 @@ def test_killed_build_leaves_the_previous_index(stage: str, corpus_copy: Path, t
     )
     assert len(report.added) == 3 and len(report.removed) == 1
     assert not list(index.glob(".staging-*"))
+    assert_segment_files_are_the_named_ones(index)
 
 
-def test_kill_after_the_manifest_moved_leaves_the_new_index(corpus_copy: Path, tmp_path: Path):
+def assert_segment_files_are_the_named_ones(index: Path) -> None:
+    """No file of a killed build's segments, nor of segments a merge replaced, stays."""
+    reader = IndexReader.open(index)
+    named = {row["name"] for row in reader.query("SELECT name FROM segments")}
+    reader.close()
+    folder = index / reader.manifest.generation / "segments"
+    assert {path.name.split(".")[0] for path in folder.iterdir()} == named
+
+
+@pytest.mark.parametrize(("stage", "full"), [("committed", False), ("cleanup", True)])
+def test_kill_after_the_commit_leaves_the_new_index(
+    stage: str, full: bool, corpus_copy: Path, tmp_path: Path
+):
     index = tmp_path / "index"
     embedder = FakeEmbedder()
     chunker = Chunker(embedder.count_tokens, chunk_tokens=24, overlap_tokens=4)
     build_index(corpus_copy, index, embedder, chunker)
     add_articles(corpus_copy, 2)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.crashing_build",
-            str(corpus_copy),
-            str(index),
-            "cleanup",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        timeout=120,
-    )
-    assert result.returncode == -signal.SIGKILL
+    result = crashing_build(corpus_copy, index, stage, full=full)
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()
     reader = IndexReader.open(index)
     assert reader.manifest.articles == 4
+    reader.close()
     assert build_index(corpus_copy, index, embedder, chunker).changed is False
 
 

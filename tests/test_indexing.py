@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def test_first_build_indexes_everything_and_writes_a_manifest(corpus: Path, tmp_
         for text, start, end in chunk_rows
     )
     reader.close()
-    assert manifest["counts"] == {
+    assert read_manifest(index).to_dict()["counts"] == {
         "articles": 2,
         "chunks": report.chunks,
         "sentence_vectors": sentence_rows,
@@ -210,9 +211,9 @@ def test_inconsistent_or_missing_index_is_refused_with_the_fix(corpus, tmp_path)
     with pytest.raises(IndexUnusable, match="qa index build"):
         IndexReader.open(index)
     build(corpus, index, FakeEmbedder())
-    manifest = json.loads((index / "manifest.json").read_text())
-    manifest["counts"]["chunks"] += 1
-    (index / "manifest.json").write_text(json.dumps(manifest))
+    database = index / read_manifest(index).generation / "qa.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE state SET chunks = chunks + 1")
     with pytest.raises(IndexUnusable, match="inconsistent"):
         IndexReader.open(index)
 
@@ -221,7 +222,7 @@ def test_old_generations_are_cleaned_up(corpus, tmp_path):
     index = tmp_path / "index"
     for i in range(4):
         write_article(corpus, f"extra{i}.txt", f"Extra story number {i}")
-        build(corpus, index, FakeEmbedder())
+        build(corpus, index, FakeEmbedder(), full=True)
     generations = sorted(p.name for p in index.glob("gen-*"))
     assert len(generations) == 2 and read_manifest(index).generation in generations
     assert not list(index.glob(".staging-*"))

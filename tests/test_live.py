@@ -128,7 +128,7 @@ def test_queries_never_fail_while_the_index_is_rebuilt(settings, embedder, live)
         while not done.is_set():
             try:
                 assistant = live.get()
-                generation = live.generation
+                generation = live.revision
                 for hit in assistant.search("council budget harbour votes", k=5):
                     article = assistant.article(hit.article_id)
                     assert article is not None
@@ -149,8 +149,8 @@ def test_queries_never_fail_while_the_index_is_rebuilt(settings, embedder, live)
                     settings.corpus_dir, f"extra{round_}.txt", f"Extra council story {round_}"
                 )
             build(settings, embedder)
-            generation = read_manifest(settings.index_dir).generation
-            # Each new generation is served (and queried) before the next build starts.
+            generation = read_manifest(settings.index_dir).revision
+            # Each new revision is served (and queried) before the next build starts.
             wait_for(lambda g=generation: g in seen[-20:], f"queries on {generation}")
     finally:
         done.set()
@@ -163,12 +163,32 @@ def test_queries_never_fail_while_the_index_is_rebuilt(settings, embedder, live)
     assert live.get().article("extra1.txt") is None
 
 
+def test_an_assistant_keeps_reading_its_state_while_builds_change_the_index_in_place(
+    settings, embedder, live
+):
+    old = live.get()
+    before = live.revision
+    write_article(settings.corpus_dir, "extra0.txt", "Extra story about the harbour")
+    (settings.corpus_dir / "one.txt").unlink()
+    build(settings, embedder)
+    assert live.get() is not old and live.revision != before
+    assert live.generation == before.split(".")[0]  # the same generation, changed in place
+
+    assert old.article("extra0.txt") is None and old.article("one.txt") is not None
+    hits = old.search("budget council", k=10)
+    assert "one.txt" in {hit.article_id for hit in hits}
+    assert "extra0.txt" not in {hit.article_id for hit in old.search("harbour", k=10)}
+    new = live.get()
+    assert new.article("one.txt") is None and new.article("extra0.txt") is not None
+    assert "one.txt" not in {hit.article_id for hit in new.search("budget council", k=10)}
+
+
 def test_an_assistant_keeps_working_after_its_generation_is_deleted(settings, embedder, live):
     old = live.get()
     old_generation = settings.index_dir / live.generation
     for i in range(3):
         write_article(settings.corpus_dir, f"extra{i}.txt", f"Extra story {i}")
-        build(settings, embedder)
+        build(settings, embedder, full=True)
         live.get()
     assert not old_generation.exists()
 
@@ -225,6 +245,7 @@ def test_a_second_rebuild_is_refused_while_one_runs(settings, embedder, live):
     assert status["started_at"] and status["finished_at"]
     assert status["last_report"]["added"] == ["three.txt"]
     assert status["generation"] == read_manifest(settings.index_dir).generation
+    assert status["revision"] == read_manifest(settings.index_dir).revision
     assert live.get().article("three.txt") is not None
     assert updater.start_rebuild() is True  # free again
     assert updater.wait(timeout=60)
@@ -428,7 +449,7 @@ def test_a_replaced_generation_is_closed_when_its_last_user_lets_go(settings, em
         reader = weakref.ref(in_use._reader)
         for i in range(3):  # the first generation is deleted from disk on the way
             write_article(settings.corpus_dir, f"extra{i}.txt", f"Extra story {i}")
-            build(settings, embedder)
+            build(settings, embedder, full=True)
             live.get().search("budget")
         assert not first.exists()
         assert any(path.startswith(str(first.resolve())) for path in _open_files(first.parent))

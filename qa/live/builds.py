@@ -94,6 +94,7 @@ class IndexUpdater:
             }
         if self.live is not None:
             status["generation"] = self.live.generation
+            status["revision"] = self.live.revision
             status["reload_error"] = self.live.last_error
         return status
 

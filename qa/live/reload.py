@@ -1,8 +1,9 @@
-"""Serving the newest index generation: a new one is loaded beside the old, then swapped in.
+"""Serving the newest index state: a new one is loaded beside the old, then swapped in.
 
-A new generation is loaded completely before the swap; queries already running keep the
-object they started with, whose files stay open (the store keeps one previous generation on
-disk, and an open generation stays readable even once it is deleted). The replaced generation is
+A new state (a build's revision: a new generation or a new version of the live one) is loaded
+completely before the swap; queries already running keep the object they started with, whose
+read transaction and files stay open (the store keeps one previous generation on disk, and an
+open generation stays readable even once it is deleted). The replaced state is
 released when the last query using it ends: nothing holds an assistant in a reference cycle, and
 `IndexReader` closes its SQLite file when it is freed, so this needs no cycle collector.
 """
@@ -22,13 +23,13 @@ from qa.store import IndexReader, IndexUnusable, read_manifest
 
 
 class LiveAssistant:
-    """The current `Assistant` for `index_dir`, reloaded when the index gets a new generation.
+    """The current `Assistant` for `index_dir`, reloaded when a build changed the index.
 
-    `get()` reads manifest.json's generation at most every `check_interval` seconds (a 1 kB
-    file). A reload happens in the one thread that noticed the change, while the others go on
-    with the previous assistant. If loading fails (say the generation was removed while it was
-    being opened), the previous assistant stays, and a later check tries again once the
-    manifest names another generation (`refresh()` always tries again).
+    `get()` reads the index's revision (manifest.json and the database's state row) at most
+    every `check_interval` seconds. A reload happens in the one thread that noticed the change,
+    while the others go on with the previous assistant. If loading fails (say the generation
+    was removed while it was being opened), the previous assistant stays, and a later check
+    tries again once the index has another revision (`refresh()` always tries again).
 
     Args:
         embedder: shared by every loaded generation, so the model is loaded once.
@@ -49,7 +50,8 @@ class LiveAssistant:
         self._make = make_assistant or (lambda reader, emb: Assistant(reader, emb))
         self._current: Assistant | None = None
         self._generation: str | None = None
-        self._failed_generation: str | None = None
+        self._revision: str | None = None
+        self._failed_revision: str | None = None
         self._next_check = 0.0
         self._reload_lock = threading.Lock()
         self._loaded_at: str | None = None
@@ -60,6 +62,11 @@ class LiveAssistant:
     def generation(self) -> str | None:
         """The generation the current assistant reads, or None before the first load."""
         return self._generation
+
+    @property
+    def revision(self) -> str | None:
+        """What the current assistant reads (generation and version: every build moves it)."""
+        return self._revision
 
     @property
     def last_error(self) -> str | None:
@@ -94,20 +101,21 @@ class LiveAssistant:
         Raises the loading error, if any, and keeps the previous assistant.
         """
         with self._reload_lock:
-            before = self._generation
+            before = self._revision
             self._load_if_new(retry_failed=True)
-            return self._generation != before
+            return self._revision != before
 
     def status(self) -> dict[str, Any]:
         return {
             "generation": self._generation,
+            "revision": self._revision,
             "loaded_at": self._loaded_at,
             "reloads": self._reloads,
             "last_error": self._last_error,
         }
 
     def _load_if_new(self, *, retry_failed: bool) -> None:
-        """Load the generation manifest.json names unless it is loaded already. Lock held."""
+        """Load the index's current revision unless it is loaded already. Lock held."""
         manifest = None
         try:
             manifest = read_manifest(self.index_dir)
@@ -118,9 +126,9 @@ class LiveAssistant:
                     f"no index in {self.index_dir}; build one with "
                     f"`qa index build --index {self.index_dir}`"
                 )
-            if manifest.generation == self._generation:
+            if manifest.revision == self._revision:
                 return
-            if manifest.generation == self._failed_generation and not retry_failed:
+            if manifest.revision == self._failed_revision and not retry_failed:
                 return
             reader = IndexReader.open(self.index_dir)
             try:
@@ -130,13 +138,14 @@ class LiveAssistant:
                 raise
         except Exception as error:
             self._last_error = f"{type(error).__name__}: {error}"
-            self._failed_generation = manifest.generation if manifest else None
+            self._failed_revision = manifest.revision if manifest else None
             raise
         # The previous assistant is not closed: a query may still be using it. Its files are
         # closed, and its memory freed, when the last reference to it goes (at once: no cycle).
         self._current = assistant
         self._generation = reader.manifest.generation
-        self._failed_generation = None
+        self._revision = reader.manifest.revision
+        self._failed_revision = None
         self._loaded_at = utc_timestamp()
         self._next_check = time.monotonic() + self.check_interval
         self._reloads += 1

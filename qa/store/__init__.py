@@ -1,29 +1,31 @@
-"""The index directory: FAISS vectors and one SQLite database per generation, and a manifest.
+"""The index directory: one generation (SQLite database plus vector segments) and a manifest.
 
 Layout::
 
     index/
-      manifest.json          the commit record: names the live generation, written last
-      gen-<ns>/qa.sqlite3    articles and chunks; chunk row ids are the FAISS ids
-      gen-<ns>/vectors.faiss IndexIDMap2 over inner product of normalized vectors (fp16 rows)
-      gen-<ns>/sentences.faiss the same for every sentence as encoded inside its chunk
+      manifest.json            names the live generation and what it was built with
+      gen-<ns>/qa.sqlite3      articles, chunks, full text, sentences (WAL mode), and which
+                               segments and deleted ids make up the vectors, with a state row
+      gen-<ns>/segments/       immutable vector segments of chunks and of sentences: ids,
+                               float16 rows and, for big ones, IVF-PQ codes (`vectors.py`)
 
-A build writes a complete new generation beside the live one and then replaces manifest.json
-atomically, so a build killed at any moment leaves the previous index loadable and complete.
+An incremental build changes the live generation in place: rows in one transaction, vectors in
+new segment files written before it commits. A full build writes a new generation beside the
+live one and then replaces manifest.json. Either way a build killed at any moment leaves the
+previous state or the new one, never half of it.
 """
 
 from qa.store.filters import ChunkFilter
 from qa.store.lock import BUILD_LOCK, build_lock, remove_abandoned
 from qa.store.manifest import IndexUnusable, Manifest, library_versions, read_manifest
-from qa.store.reader import IndexReader
+from qa.store.reader import Catalog, IndexReader, read_catalog
 from qa.store.schema import (
     DATABASE,
     FORMAT_VERSION,
     MANIFEST,
-    SENTENCE_VECTORS,
     TITLE_WEIGHT,
-    VECTORS,
 )
+from qa.store.vectors import AnnSettings
 from qa.store.writer import GenerationWriter
 
 __all__ = [
@@ -31,9 +33,9 @@ __all__ = [
     "DATABASE",
     "FORMAT_VERSION",
     "MANIFEST",
-    "SENTENCE_VECTORS",
     "TITLE_WEIGHT",
-    "VECTORS",
+    "AnnSettings",
+    "Catalog",
     "ChunkFilter",
     "GenerationWriter",
     "IndexReader",
@@ -41,6 +43,7 @@ __all__ = [
     "Manifest",
     "build_lock",
     "library_versions",
+    "read_catalog",
     "read_manifest",
     "remove_abandoned",
 ]

@@ -1,4 +1,4 @@
-"""A loaded, read-only generation: vector search plus chunk and article lookups."""
+"""A loaded, read-only view of the index: vector search plus chunk and article lookups."""
 
 from __future__ import annotations
 
@@ -6,16 +6,24 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from qa.store.filters import IN_LIST, ChunkFilter, json_list
-from qa.store.manifest import IndexUnusable, Manifest, read_manifest
-from qa.store.schema import DATABASE, SENTENCE_VECTORS, TITLE_WEIGHT, VECTORS, connect
-from qa.types import Article, Hit
+from qa.store.manifest import IndexUnusable, Manifest, read_manifest_file, read_state
+from qa.store.schema import (
+    CHUNK_VECTORS,
+    DATABASE,
+    SEGMENTS,
+    SENTENCE_VECTORS,
+    TITLE_WEIGHT,
+    connect,
+)
+from qa.store.vectors import Segment, VectorSet
+from qa.types import Article, FileStamp, Hit
 
 
 def _article_from_row(row: sqlite3.Row) -> Article:
@@ -33,17 +41,20 @@ def _article_from_row(row: sqlite3.Row) -> Article:
 
 
 class IndexReader:
-    """A loaded, read-only generation: vector search plus chunk and article lookups.
+    """A loaded, read-only view of the index as it was when opened: vector search plus chunk
+    and article lookups.
 
-    Searches may run from many threads at once; SQLite access is serialised by a lock.
+    Its database connection holds one read transaction for its whole life, so rows and the
+    vectors loaded with them stay in step while builds commit newer states. Searches may run
+    from many threads at once; SQLite access is serialised by a lock.
     """
 
     def __init__(
         self,
         index_dir: Path,
         manifest: Manifest,
-        vectors: faiss.Index,
-        sentence_vectors: faiss.Index,
+        vectors: VectorSet,
+        sentence_vectors: VectorSet,
         db: sqlite3.Connection,
     ):
         self.index_dir = index_dir
@@ -56,45 +67,88 @@ class IndexReader:
         # A sqlite3 connection sits in a reference cycle with its own statement cache, so
         # dropping it leaves the file open (deleted generations included) until the cycle
         # collector runs. Closing it when the reader goes makes the release immediate.
-        self._closer = weakref.finalize(self, db.close)
+        self._closer = weakref.finalize(self, _close_all, db, vectors, sentence_vectors)
 
     @classmethod
     def open(cls, index_dir: Path | str) -> IndexReader:
-        """Load the live generation and check that its parts agree with each other."""
+        """Load the live index and check that its parts agree with each other."""
         index_dir = Path(index_dir)
-        manifest = read_manifest(index_dir)
-        if manifest is None:
+        for attempt in range(3):
+            try:
+                return cls._open(index_dir)
+            except FileNotFoundError as error:
+                # A merge committed while this was opening, and the next write removed the
+                # segments it replaced: the newer state names files that exist.
+                if attempt == 2:
+                    raise IndexUnusable(
+                        f"index in {index_dir} is damaged ({error}); rebuild it with "
+                        "`qa index build --full`"
+                    ) from error
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _open(cls, index_dir: Path) -> IndexReader:
+        data = read_manifest_file(index_dir)
+        if data is None:
             raise IndexUnusable(
                 f"no index in {index_dir}; build one with `qa index build --index {index_dir}`"
             )
-        generation = index_dir / manifest.generation
+        generation = index_dir / str(data["generation"])
+        db = None
         try:
-            vectors = faiss.read_index(str(generation / VECTORS))
-            sentence_vectors = faiss.read_index(str(generation / SENTENCE_VECTORS))
             db = connect(generation / DATABASE, read_only=True)
+            db.execute("BEGIN")
+            m = Manifest.from_parts(data, read_state(db))
+            vector_sets = {
+                kind: VectorSet(
+                    generation / SEGMENTS,
+                    [
+                        Segment(r["name"], r["kind"], r["count"], bool(r["coded"]))
+                        for r in db.execute(
+                            "SELECT * FROM segments WHERE kind = ? ORDER BY name", (kind,)
+                        )
+                    ],
+                    (
+                        r[0]
+                        for r in db.execute(
+                            "SELECT id FROM deleted_vectors WHERE kind = ?", (kind,)
+                        )
+                    ),
+                    m.dimension,
+                    m.ann,
+                )
+                for kind in (CHUNK_VECTORS, SENTENCE_VECTORS)
+            }
             (articles,) = db.execute("SELECT count(*) FROM articles").fetchone()
             (chunks,) = db.execute("SELECT count(*) FROM chunks").fetchone()
             (lexical,) = db.execute("SELECT count(*) FROM chunks_fts").fetchone()
             (sentences,) = db.execute("SELECT count(*) FROM sentence_vectors").fetchone()
-        except (RuntimeError, sqlite3.Error) as error:
+        except FileNotFoundError:
+            if db is not None:
+                db.close()
+            raise
+        except (RuntimeError, sqlite3.Error, ValueError, KeyError, TypeError) as error:
+            if db is not None:
+                db.close()
             raise IndexUnusable(
-                f"index in {index_dir} is damaged ({error}); rebuild it with "
+                f"index in {index_dir} is damaged ({generation.name}: {error}); rebuild it with "
                 "`qa index build --full`"
             ) from error
-        m = manifest
+        vectors, sentence_vectors = vector_sets[CHUNK_VECTORS], vector_sets[SENTENCE_VECTORS]
         sentence_count = m.sentence_vectors
         expected = (m.articles, m.chunks, m.chunks, m.chunks, sentence_count, sentence_count)
-        found = (articles, chunks, vectors.ntotal, lexical, sentences, sentence_vectors.ntotal)
-        if found != expected or {vectors.d, sentence_vectors.d} != {m.dimension}:
+        found = (articles, chunks, vectors.count, lexical, sentences, sentence_vectors.count)
+        if found != expected:
+            db.close()
             raise IndexUnusable(
-                f"index in {index_dir} is inconsistent: manifest says {m.articles} articles, "
-                f"{m.chunks} chunks and {m.sentence_vectors} sentence vectors of dimension "
-                f"{m.dimension}; found {articles} articles, {chunks} chunks, {lexical} "
-                f"full-text rows, {vectors.ntotal} vectors of dimension {vectors.d}, "
-                f"{sentences} sentence rows and {sentence_vectors.ntotal} sentence vectors of "
-                f"dimension {sentence_vectors.d}; rebuild it with `qa index build --full`"
+                f"index in {index_dir} is inconsistent: its state says {m.articles} articles, "
+                f"{m.chunks} chunks and {m.sentence_vectors} sentence vectors; found "
+                f"{articles} articles, {chunks} chunks, {lexical} full-text rows, "
+                f"{vectors.count} vectors, {sentences} sentence rows and "
+                f"{sentence_vectors.count} sentence vectors; rebuild it with "
+                "`qa index build --full`"
             )
-        return cls(index_dir, manifest, vectors, sentence_vectors, db)
+        return cls(index_dir, m, vectors, sentence_vectors, db)
 
     def close(self) -> None:
         with self._lock:
@@ -104,19 +158,11 @@ class IndexReader:
         self, query: np.ndarray, k: int, allowed_ids: Sequence[int] | None = None
     ) -> list[tuple[int, float]]:
         """Nearest chunk ids by inner product; with `allowed_ids`, only among those."""
-        if k <= 0 or self._vectors.ntotal == 0:
-            return []
-        params = None
-        if allowed_ids is not None:
-            if len(allowed_ids) == 0:
-                return []
-            selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
-            # faiss's stubs miss the keyword arguments its Python wrapper adds.
-            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
-        scores, ids = self._vectors.search(
-            query.reshape(1, -1).astype(np.float32), min(k, self._vectors.ntotal), params=params
-        )
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        return self._vectors.search(query, k, allowed_ids)
+
+    def vector_set(self, kind: str) -> VectorSet:
+        """The loaded vectors of one kind, "chunks" or "sentences" (for benchmarks and checks)."""
+        return {CHUNK_VECTORS: self._vectors, SENTENCE_VECTORS: self._sentence_vectors}[kind]
 
     def search_sentences(
         self, query: np.ndarray, k: int, allowed_chunk_ids: Sequence[int] | None = None
@@ -124,24 +170,19 @@ class IndexReader:
         """Chunks ranked by their sentence most similar to `query`: (chunk id, cosine), best
         first, `k` at most; with `allowed_chunk_ids`, only among those chunks.
         """
-        total = self._sentence_vectors.ntotal
+        total = self._sentence_vectors.count
         if k <= 0 or total == 0:
             return []
-        params = None
+        allowed = None
         if allowed_chunk_ids is not None:
             allowed = self._sentence_ids_of(allowed_chunk_ids)
             if not allowed:
                 return []
-            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            # faiss's stubs miss the keyword arguments its Python wrapper adds.
-            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+            total = len(allowed)
         ranked: list[tuple[int, float]] = []
         depth = 4 * k  # a chunk has several sentences: look deeper than k
         while True:
-            scores, ids = self._sentence_vectors.search(
-                query.reshape(1, -1).astype(np.float32), min(depth, total), params=params
-            )
-            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            pairs = self._sentence_vectors.search(query, min(depth, total), allowed)
             chunk_of = self._chunks_of_sentences([i for i, _ in pairs])
             ranked, seen = [], set()
             for sentence_id, score in pairs:
@@ -179,9 +220,8 @@ class IndexReader:
         """For (article_id, sentence start) pairs: the sentence's vector from the chunk that
         holds most of it (a zero row for a sentence without one).
         """
-        rows = np.zeros((len(sentences), self._sentence_vectors.d), dtype=np.float32)
         if not sentences:
-            return rows
+            return np.zeros((0, self._sentence_vectors.dimension), dtype=np.float32)
         wanted = sorted(set(sentences))
         best: dict[tuple[str, int], int] = {}
         for begin in range(0, len(wanted), 400):
@@ -194,10 +234,8 @@ class IndexReader:
                 [value for pair in batch for value in pair],
             )
             best.update({(row[0], row[1]): row[2] for row in found})  # the last row wins
-        for position, key in enumerate(sentences):
-            if key in best:
-                rows[position] = self._sentence_vectors.reconstruct(int(best[key]))
-        return rows
+        # -1 is no id: a zero row for a sentence without a vector
+        return self._sentence_vectors.vectors([best.get(key, -1) for key in sentences])
 
     def filtered_chunk_ids(self, filters: ChunkFilter) -> list[int]:
         """Ids of the chunks whose article passes `filters`."""
@@ -214,15 +252,23 @@ class IndexReader:
         """BM25 over the full-text table for an FTS5 `match` expression; higher is better."""
         if k <= 0 or not match:
             return []
-        where, parameters = filters.sql() if filters else ("1", [])
-        rows = self.query(
-            f"""SELECT f.rowid AS id, bm25(chunks_fts, {TITLE_WEIGHT}, 1.0) AS rank
-                FROM chunks_fts f
-                JOIN chunks c ON c.id = f.rowid JOIN articles a ON a.id = c.article
-                WHERE chunks_fts MATCH ? AND {where}
-                ORDER BY rank LIMIT ?""",
-            [match, *parameters, k],
-        )
+        if filters is None or not filters.active:
+            # No join: it would run for every matching row, not only for the k returned.
+            rows = self.query(
+                f"""SELECT rowid AS id, bm25(chunks_fts, {TITLE_WEIGHT}, 1.0) AS rank
+                    FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?""",
+                [match, k],
+            )
+        else:
+            where, parameters = filters.sql()
+            rows = self.query(
+                f"""SELECT f.rowid AS id, bm25(chunks_fts, {TITLE_WEIGHT}, 1.0) AS rank
+                    FROM chunks_fts f
+                    JOIN chunks c ON c.id = f.rowid JOIN articles a ON a.id = c.article
+                    WHERE chunks_fts MATCH ? AND {where}
+                    ORDER BY rank LIMIT ?""",
+                [match, *parameters, k],
+            )
         # FTS5's bm25() is negated so that ascending order is best first.
         return [(row["id"], -float(row["rank"])) for row in rows]
 
@@ -250,7 +296,7 @@ class IndexReader:
         return {row["term"]: row["doc"] for row in rows}
 
     def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray:
-        return np.vstack([self._vectors.reconstruct(int(i)) for i in chunk_ids])
+        return self._vectors.vectors(chunk_ids)
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -328,43 +374,70 @@ class IndexReader:
         }
 
     def parts(self) -> dict[str, dict[str, Any]]:
-        """Each part of the loaded generation: what it is, its rows, its bytes on disk and
-        (for the vector sets, held in memory) in memory."""
+        """Each part of the loaded index: what it is, its rows, segments, and its bytes on disk
+        and (for the vectors) in memory."""
         generation = self.index_dir / self.manifest.generation
-        found = {
+        found: dict[str, dict[str, Any]] = {
             "database": {
                 "kind": "SQLite (articles, chunks, FTS5, sentences)",
-                "disk_bytes": (generation / DATABASE).stat().st_size,
+                "disk_bytes": sum(path.stat().st_size for path in generation.glob(f"{DATABASE}*")),
             }
         }
-        for name, index, file in (
-            ("vectors", self._vectors, VECTORS),
-            ("sentence_vectors", self._sentence_vectors, SENTENCE_VECTORS),
+        for name, vectors in (
+            ("vectors", self._vectors),
+            ("sentence_vectors", self._sentence_vectors),
         ):
             found[name] = {
-                "kind": _vector_kind(index),
-                "rows": int(index.ntotal),
-                "disk_bytes": (generation / file).stat().st_size,
-                # codes plus the two id maps (an int64 each way)
-                "memory_bytes": int(index.ntotal) * (_row_bytes(index) + 16),
+                "kind": vectors.describe(),
+                "rows": vectors.count,
+                "approximate_rows": vectors.approximate_count,
+                "segments": len(vectors.segments),
+                "deleted_rows": sum(s.count for s in vectors.segments) - vectors.count,
+                "disk_bytes": vectors.disk_bytes(),
+                "memory_bytes": vectors.memory_bytes(),
             }
         return found
 
     def size_on_disk(self) -> int:
         generation = self.index_dir / self.manifest.generation
-        return sum(path.stat().st_size for path in generation.iterdir() if path.is_file())
+        return sum(path.stat().st_size for path in generation.rglob("*") if path.is_file())
 
 
-def _inner(index: Any) -> Any:
-    return faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+@dataclass(frozen=True)
+class Catalog:
+    """What an incremental build compares the corpus with: each indexed article's path and
+    content hash, and the stamps of the corpus files last read without a problem."""
+
+    articles: dict[str, tuple[str, str]]  # article id → (path, content hash)
+    files: dict[str, FileStamp]
 
 
-def _vector_kind(index: Any) -> str:
-    inner = _inner(index)
-    rows = "fp16 rows" if isinstance(inner, faiss.IndexScalarQuantizer) else "float32 rows"
-    return f"exact inner product over {rows} ({type(inner).__name__}, dimension {index.d})"
+def read_catalog(index_dir: Path, manifest: Manifest) -> Catalog:
+    """The live generation's catalog, read without loading any vectors."""
+    path = Path(index_dir) / manifest.generation / DATABASE
+    try:
+        db = connect(path, read_only=True)
+        try:
+            db.execute("BEGIN")
+            articles = {
+                row[0]: (row[1], row[2])
+                for row in db.execute("SELECT article_id, path, content_hash FROM articles")
+            }
+            files = {
+                row[0]: FileStamp(row[0], row[1], row[2])
+                for row in db.execute("SELECT path, size, mtime_ns FROM files")
+            }
+        finally:
+            db.close()
+    except sqlite3.Error as error:
+        raise IndexUnusable(
+            f"index in {index_dir} is damaged ({path}: {error}); rebuild it with "
+            "`qa index build --full`"
+        ) from error
+    return Catalog(articles, files)
 
 
-def _row_bytes(index: Any) -> int:
-    inner = _inner(index)
-    return int(getattr(inner, "code_size", 4 * index.d))
+def _close_all(db: sqlite3.Connection, *vector_sets: VectorSet) -> None:
+    db.close()
+    for vectors in vector_sets:
+        vectors.close()

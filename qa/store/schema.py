@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-FORMAT_VERSION = 3  # 2: full-text table, sentences; 3: sentence vectors
+FORMAT_VERSION = 4  # 2: full-text table, sentences; 3: sentence vectors; 4: segments
 MANIFEST = "manifest.json"
 DATABASE = "qa.sqlite3"
-VECTORS = "vectors.faiss"
-SENTENCE_VECTORS = "sentences.faiss"
+SEGMENTS = "segments"  # the folder of a generation's vector segments
+CHUNK_VECTORS = "chunks"  # the two kinds of vectors, as named in the segments table
+SENTENCE_VECTORS = "sentences"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -60,17 +61,59 @@ CREATE INDEX IF NOT EXISTS sentence_vectors_sentence ON sentence_vectors(article
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+-- The vector segments that make up the index (files in segments/, never changed once written).
+CREATE TABLE IF NOT EXISTS segments (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,  -- 'chunks' (ids are chunk ids) or 'sentences' (sentence_vectors ids)
+    count INTEGER NOT NULL,
+    coded INTEGER NOT NULL  -- 1: has IVF-PQ codes and is searched approximately
+);
+-- Ids whose rows are gone but whose vectors are still in a segment, until a merge drops them.
+CREATE TABLE IF NOT EXISTS deleted_vectors (
+    kind TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+-- Segments replaced by a merge: their files go at the next write, once no reader opens them.
+CREATE TABLE IF NOT EXISTS retired_segments (name TEXT PRIMARY KEY);
+-- Corpus files read without a problem, by size and modification time: unchanged, not re-read.
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL
+);
+-- The commit record of the rows and segments: one row, changed by every build.
+CREATE TABLE IF NOT EXISTS state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    articles INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    sentence_vectors INTEGER NOT NULL,
+    built_at TEXT NOT NULL,
+    last_build TEXT NOT NULL  -- JSON
+);
 """
 
 
 TITLE_WEIGHT = 0.5  # a title word counts half as much as the same word in the passage
 
 
-def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+def connect(path: Path, *, read_only: bool, staging: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode: transactions are begun and ended explicitly.
+
+    The database is in WAL mode: a reader's transaction keeps seeing the state it began with
+    while a build commits the next one. A `staging` database (a new generation, not yet
+    visible) needs no journal: if its build dies, the whole folder goes.
+    """
     if read_only:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        connection = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
     else:
-        connection = sqlite3.connect(path, check_same_thread=False)
+        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        connection.execute(f"PRAGMA journal_mode = {'OFF' if staging else 'WAL'}")
+        connection.execute(f"PRAGMA synchronous = {'OFF' if staging else 'FULL'}")
+        connection.execute("PRAGMA cache_size = -131072")  # 128 MiB: FTS5 inserts gain most
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA foreign_keys = ON")
     # SQLite's NOCASE folds ASCII only; outlet names are matched with Unicode case folding.

@@ -1,77 +1,110 @@
-"""Writing the next generation beside the live one and committing it atomically."""
+"""Writing a build's changes: into a new generation (first or full build) or the live one in place.
+
+An incremental build costs what it changes: its rows go into the live database in one
+transaction, its vectors into new segment files (fsynced before that transaction commits), and
+the ids it deletes are recorded, not cut out of the segments they lie in. Readers keep seeing the
+state their transaction began with; the commit moves them all at once to the new one. A killed
+build leaves segment files no committed state names: the next write removes them.
+
+A full build writes a complete generation beside the live one and then replaces manifest.json.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from qa.files import atomic_write_text, fsync_directory, fsync_file
 from qa.store.lock import remove_abandoned
-from qa.store.manifest import IndexUnusable, Manifest, library_versions
-from qa.store.schema import DATABASE, MANIFEST, SCHEMA, SENTENCE_VECTORS, VECTORS, connect
-from qa.types import Article, Chunk
+from qa.store.manifest import IndexUnusable, Manifest, library_versions, read_state
+from qa.store.schema import (
+    CHUNK_VECTORS,
+    DATABASE,
+    MANIFEST,
+    SCHEMA,
+    SEGMENTS,
+    SENTENCE_VECTORS,
+    connect,
+)
+from qa.store.vectors import (
+    AnnSettings,
+    Segment,
+    SegmentWriter,
+    quantizer_of,
+    read_ids,
+    read_rows,
+    segment_files,
+    train_quantizer,
+    write_segment,
+)
+from qa.types import Article, Chunk, FileStamp
 
 _KEEP_PREVIOUS_GENERATIONS = 1  # a server may still be reading the one before
+MAX_SEGMENTS = 8  # of each kind, after an incremental build: more are merged, smallest first
+KINDS = (CHUNK_VECTORS, SENTENCE_VECTORS)
 
 
-def new_vector_index(dimension: int) -> Any:
-    """An empty vector set: ids mapped to fp16 rows, searched exhaustively by inner product.
-
-    fp16 halves the memory and disk of float32 rows and, on 2 cores, scans faster than the flat
-    float32 index for a single query; cosine scores change by less than 1e-3, so rankings stay.
-    An index built before keeps its flat float32 rows until a full rebuild.
-    """
-    rows = faiss.IndexScalarQuantizer(
-        dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-    )
-    return faiss.IndexIDMap2(rows)
+def _uncoded_big(segments: Sequence[Segment], ann: AnnSettings) -> bool:
+    return any(not s.coded and s.count >= ann.threshold for s in segments)
 
 
 class GenerationWriter:
-    """Builds the next generation from the live one (or from nothing) and commits it atomically.
+    """Writes a build's changes; nothing is visible to readers until `commit()`.
 
-    Nothing is visible to readers until `commit()` replaces manifest.json.
+    With `base` (the live manifest) it changes that generation in place; without, it writes a
+    new generation that `commit()` makes the live one.
     """
 
-    def __init__(self, index_dir: Path | str, *, base: Manifest | None, dimension: int):
+    def __init__(
+        self,
+        index_dir: Path | str,
+        *,
+        base: Manifest | None,
+        dimension: int,
+        ann: AnnSettings | None = None,
+    ):
         self.index_dir = Path(index_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
         remove_abandoned(self.index_dir)
-        self._name = f"gen-{time.time_ns()}"
-        self._staging = self.index_dir / f".staging-{self._name}"
-        self._staging.mkdir()
         self._base = base
-        db_path = self._staging / DATABASE
+        self._ann = base.ann if base is not None else (ann or AnnSettings())
+        self._dimension = dimension
         if base is not None:
-            source = connect(self.index_dir / base.generation / DATABASE, read_only=True)
-            self._db = connect(db_path, read_only=False)
-            source.backup(self._db)
-            source.close()
-            self._vectors = faiss.read_index(str(self.index_dir / base.generation / VECTORS))
-            self._sentence_vectors = faiss.read_index(
-                str(self.index_dir / base.generation / SENTENCE_VECTORS)
-            )
+            if base.dimension != dimension:
+                raise IndexUnusable(
+                    f"index has dimension {base.dimension}, the embedder {dimension}; "
+                    "rebuild it with `qa index build --full`"
+                )
+            self._name = base.generation
+            self._folder = self.index_dir / base.generation
         else:
-            self._db = connect(db_path, read_only=False)
-            self._vectors = new_vector_index(dimension)
-            self._sentence_vectors = new_vector_index(dimension)
-        self._db.executescript(SCHEMA)
-        if {self._vectors.d, self._sentence_vectors.d} != {dimension}:
-            raise IndexUnusable(
-                f"index has dimension {self._vectors.d}, the embedder {dimension}; "
-                "rebuild it with `qa index build --full`"
-            )
+            self._name = f"gen-{time.time_ns()}"
+            self._folder = self.index_dir / f".staging-{self._name}"
+            (self._folder / SEGMENTS).mkdir(parents=True)
+        self._segments = self._folder / SEGMENTS
+        self._db = connect(self._folder / DATABASE, read_only=False, staging=base is None)
+        if base is None:
+            self._db.executescript(SCHEMA)
+        self._db.execute("BEGIN IMMEDIATE")
+        self._remove_unnamed_segment_files()
+        self._pending: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {
+            kind: ([], []) for kind in KINDS
+        }
+        self._written = 0
+
+    # --- rows ------------------------------------------------------------------------------
 
     def remove_articles(self, article_ids: Iterable[str]) -> int:
-        """Delete articles with their chunks and vectors; returns how many chunks went."""
+        """Delete articles with their chunks; their vectors are marked deleted. Returns how
+        many chunks went."""
         ids = list(article_ids)
         removed = 0
         for start in range(0, len(ids), 500):
@@ -86,8 +119,6 @@ class GenerationWriter:
                 )
             ]
             if chunk_ids:
-                # faiss's stubs miss that its Python wrapper takes an array of ids.
-                self._vectors.remove_ids(np.asarray(chunk_ids, dtype=np.int64))  # type: ignore[arg-type]
                 sentence_ids = [
                     row[0]
                     for row in self._db.execute(
@@ -96,7 +127,11 @@ class GenerationWriter:
                         batch,
                     )
                 ]
-                self._sentence_vectors.remove_ids(np.asarray(sentence_ids, dtype=np.int64))  # type: ignore[arg-type]
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO deleted_vectors (kind, id) VALUES (?, ?)",
+                    [(CHUNK_VECTORS, i) for i in chunk_ids]
+                    + [(SENTENCE_VECTORS, i) for i in sentence_ids],
+                )
                 self._db.executemany(
                     "DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in chunk_ids]
                 )
@@ -154,10 +189,7 @@ class GenerationWriter:
                 (cursor.lastrowid, article.title, chunk.text),
             )
         if chunk_ids:
-            self._vectors.add_with_ids(
-                np.ascontiguousarray(vectors, dtype=np.float32),
-                np.asarray(chunk_ids, dtype=np.int64),
-            )
+            self._stage(CHUNK_VECTORS, np.asarray(chunk_ids, dtype=np.int64), vectors)
         for chunk, chunk_id, (spans, span_vectors) in zip(
             chunks, chunk_ids, chunk_sentences, strict=False
         ):
@@ -173,56 +205,244 @@ class GenerationWriter:
                 )
                 sentence_ids.append(cursor.lastrowid)
             if sentence_ids:
-                self._sentence_vectors.add_with_ids(
-                    np.ascontiguousarray(span_vectors, dtype=np.float32),
-                    np.asarray(sentence_ids, dtype=np.int64),
+                self._stage(
+                    SENTENCE_VECTORS, np.asarray(sentence_ids, dtype=np.int64), span_vectors
                 )
+
+    def record_files(self, stamps: Iterable[FileStamp], forget: Iterable[str] = ()) -> None:
+        """Remember corpus files read without a problem; forget those gone or now unreadable."""
+        self._db.executemany("DELETE FROM files WHERE path = ?", [(path,) for path in forget])
+        self._db.executemany(
+            "INSERT OR REPLACE INTO files (path, size, mtime_ns) VALUES (?, ?, ?)",
+            [(s.path, s.size, s.mtime_ns) for s in stamps],
+        )
+
+    # --- vectors ---------------------------------------------------------------------------
+
+    def _stage(self, kind: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self._dimension:
+            raise ValueError(
+                f"vectors of shape {vectors.shape}, expected dimension {self._dimension}"
+            )
+        self._pending[kind][0].append(ids)
+        self._pending[kind][1].append(vectors)
+
+    def flush(self) -> None:
+        """Write the vectors added so far as one new segment per kind (bounds the memory of a
+        big build); they become visible with the rest at `commit()`."""
+        for kind in KINDS:
+            ids, vectors = self._pending[kind]
+            if not ids:
+                continue
+            self._add_segment(
+                write_segment(
+                    self._segments,
+                    self._segment_name(kind),
+                    kind,
+                    np.concatenate(ids),
+                    np.vstack(vectors),
+                )
+            )
+            self._pending[kind] = ([], [])
+
+    def _segment_name(self, kind: str) -> str:
+        self._written += 1
+        return f"{kind}-{time.time_ns()}-{self._written}"
+
+    def _add_segment(self, segment: Segment) -> None:
+        self._db.execute(
+            "INSERT INTO segments (name, kind, count, coded) VALUES (?, ?, ?, ?)",
+            (segment.name, segment.kind, segment.count, int(segment.coded)),
+        )
+
+    def segments(self, kind: str) -> list[Segment]:
+        rows = self._db.execute(
+            "SELECT name, kind, count, coded FROM segments WHERE kind = ? ORDER BY name", (kind,)
+        )
+        return [Segment(r["name"], r["kind"], r["count"], bool(r["coded"])) for r in rows]
+
+    def merge(self, kind: str, segments: Sequence[Segment], *, retrain: bool = False) -> None:
+        """Replace `segments` by one without their deleted rows, coded when big enough.
+
+        Streams them one at a time, so memory holds one segment's rows, not all of them.
+        `retrain`: train the approximate index's quantizer afresh on these vectors.
+        """
+        if not segments:
+            return
+        deleted = np.fromiter(
+            (
+                r[0]
+                for r in self._db.execute("SELECT id FROM deleted_vectors WHERE kind = ?", (kind,))
+            ),
+            dtype=np.int64,
+        )
+        dropped = [np.intersect1d(read_ids(self._segments, s), deleted) for s in segments]
+        live = sum(s.count for s in segments) - sum(len(d) for d in dropped)
+        quantizer = None
+        if live >= self._ann.threshold:
+            quantizer = self._quantizer(kind, segments, deleted, live, retrain)
+        output = SegmentWriter(self._segments, self._segment_name(kind), kind, quantizer)
+        for segment in segments:
+            ids, vectors = read_rows(self._segments, segment, self._dimension)
+            keep = ~np.isin(ids, deleted)
+            output.append(ids[keep], vectors[keep])
+        merged = output.finish()
+        names = [s.name for s in segments]
+        self._db.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in names])
+        self._db.executemany(
+            "INSERT INTO retired_segments (name) VALUES (?)", [(n,) for n in names]
+        )
+        self._db.executemany(
+            "DELETE FROM deleted_vectors WHERE kind = ? AND id = ?",
+            [(kind, int(i)) for ids in dropped for i in ids],
+        )
+        self._add_segment(merged)
+
+    def _quantizer(
+        self,
+        kind: str,
+        segments: Sequence[Segment],
+        deleted: np.ndarray,
+        live: int,
+        retrain: bool,
+    ) -> Any:
+        """The kind's trained IVF-PQ (shared by its coded segments), trained now if none."""
+        if not retrain:
+            for segment in self.segments(kind):
+                if segment.coded:
+                    return quantizer_of(self._segments, segment)
+        rng = np.random.default_rng(0)
+        share = min(1.0, self._ann.train_sample / max(live, 1))
+        sample = []
+        for segment in segments:
+            ids, vectors = read_rows(self._segments, segment, self._dimension)
+            rows = vectors[~np.isin(ids, deleted)]
+            sample.append(rows[rng.random(len(rows)) < share])
+        return train_quantizer(np.vstack(sample), self._ann, live)
+
+    def _merge_policy(self) -> None:
+        for kind in KINDS:
+            segments = self.segments(kind)
+            if self._base is None:
+                if len(segments) > 1 or _uncoded_big(segments, self._ann):
+                    self.merge(kind, segments)  # a full build ends with one segment a kind
+            elif len(segments) > MAX_SEGMENTS:
+                smallest = sorted(segments, key=lambda s: s.count)
+                self.merge(kind, smallest[: len(segments) - MAX_SEGMENTS // 2])
+
+    def compact(self) -> None:
+        """Merge each kind's segments into one without deleted rows; an approximate index's
+        quantizer is retrained on what is there now."""
+        self.flush()
+        for kind in KINDS:
+            segments = self.segments(kind)
+            if len(segments) > 1 or self._deleted_count(kind) or any(s.coded for s in segments):
+                self.merge(kind, segments, retrain=True)
+
+    def _deleted_count(self, kind: str) -> int:
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM deleted_vectors WHERE kind = ?", (kind,)
+        ).fetchone()
+        return int(count)
+
+    def _remove_unnamed_segment_files(self) -> None:
+        """Segment files no committed state names (a killed build's), and retired ones."""
+        named = {r[0] for r in self._db.execute("SELECT name FROM segments")}
+        for path in self._segments.iterdir():
+            if path.name.split(".", 1)[0] not in named:
+                path.unlink(missing_ok=True)
+        self._db.execute("DELETE FROM retired_segments")
+
+    # --- commit ----------------------------------------------------------------------------
 
     def commit(
         self, *, model: str, chunk_tokens: int, overlap_tokens: int, last_build: dict[str, Any]
     ) -> Manifest:
-        """Make this generation the live one. Everything is on disk before the manifest moves."""
-        (articles,) = self._db.execute("SELECT count(*) FROM articles").fetchone()
-        (chunks,) = self._db.execute("SELECT count(*) FROM chunks").fetchone()
-        (sentences,) = self._db.execute("SELECT count(*) FROM sentence_vectors").fetchone()
-        if chunks != self._vectors.ntotal:
-            raise IndexUnusable(f"{chunks} chunks but {self._vectors.ntotal} vectors")
-        if sentences != self._sentence_vectors.ntotal:
-            raise IndexUnusable(
-                f"{sentences} sentence rows but {self._sentence_vectors.ntotal} sentence vectors"
-            )
-        self._db.commit()
-        self._db.close()
-        faiss.write_index(self._vectors, str(self._staging / VECTORS))
-        faiss.write_index(self._sentence_vectors, str(self._staging / SENTENCE_VECTORS))
-        for path in self._staging.iterdir():
-            fsync_file(path)
-        fsync_directory(self._staging)
-        generation = self.index_dir / self._name
-        os.replace(self._staging, generation)
-        fsync_directory(self.index_dir)
+        """Make the changes the live index. Every file is on disk before the commit point:
+        the database commit for an in-place build, manifest.json for a new generation."""
+        self.flush()
+        self._merge_policy()
+        counts = self._check_counts()
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        manifest = Manifest(
-            generation=self._name,
-            model=model,
-            dimension=int(self._vectors.d),
-            chunk_tokens=chunk_tokens,
-            overlap_tokens=overlap_tokens,
-            articles=int(articles),
-            chunks=int(chunks),
-            sentence_vectors=int(sentences),
-            built_at=now,
-            created_at=self._base.created_at if self._base else now,
-            last_build=last_build,
-            versions=library_versions(),
+        version = (self._base.version + 1) if self._base else 1
+        self._db.execute(
+            """INSERT OR REPLACE INTO state
+               (id, version, articles, chunks, sentence_vectors, built_at, last_build)
+               VALUES (1, ?, ?, ?, ?, ?, ?)""",
+            (version, *counts, now, json.dumps(last_build)),
         )
-        atomic_write_text(self.index_dir / MANIFEST, json.dumps(manifest.to_dict(), indent=2))
+        fsync_directory(self._segments)
+        self._db.execute("COMMIT")
+        state = read_state(self._db)
+        if self._base is not None:
+            self._db.close()
+            return Manifest.from_parts(self._base.file_dict(), state)
+        self._db.execute("PRAGMA journal_mode = WAL")  # for the in-place builds to come
+        self._db.close()
+        for path in [*self._folder.iterdir(), *self._segments.iterdir()]:
+            if path.is_file():
+                fsync_file(path)
+        fsync_directory(self._folder)
+        generation = self.index_dir / self._name
+        os.replace(self._folder, generation)
+        fsync_directory(self.index_dir)
+        manifest = Manifest.from_parts(
+            Manifest(
+                generation=self._name,
+                model=model,
+                dimension=self._dimension,
+                chunk_tokens=chunk_tokens,
+                overlap_tokens=overlap_tokens,
+                articles=0,
+                chunks=0,
+                built_at=now,
+                created_at=self._base.created_at if self._base else now,
+                versions=library_versions(),
+                ann=self._ann,
+            ).file_dict(),
+            state,
+        )
+        atomic_write_text(self.index_dir / MANIFEST, json.dumps(manifest.file_dict(), indent=2))
         self._remove_old_generations(keep=manifest.generation)
         return manifest
 
+    def _check_counts(self) -> tuple[int, int, int]:
+        """Rows and live vectors agree, or nothing is committed."""
+        (articles,) = self._db.execute("SELECT count(*) FROM articles").fetchone()
+        (chunks,) = self._db.execute("SELECT count(*) FROM chunks").fetchone()
+        (sentences,) = self._db.execute("SELECT count(*) FROM sentence_vectors").fetchone()
+        for kind, rows in ((CHUNK_VECTORS, chunks), (SENTENCE_VECTORS, sentences)):
+            live = sum(s.count for s in self.segments(kind)) - self._deleted_count(kind)
+            if live != rows:
+                raise IndexUnusable(f"{rows} {kind} rows but {live} live {kind} vectors")
+        return int(articles), int(chunks), int(sentences)
+
     def abort(self) -> None:
+        """Forget the changes: roll the transaction back and remove the files written."""
+        written = (
+            [
+                path
+                for kind in KINDS
+                for segment in self.segments(kind)
+                for path in segment_files(self._segments, segment)
+            ]
+            if self._db.in_transaction
+            else []
+        )
+        named_before: set[str] = set()
+        try:
+            self._db.execute("ROLLBACK")
+            named_before = {r[0] for r in self._db.execute("SELECT name FROM segments")}
+        except sqlite3.Error:
+            pass
         self._db.close()
-        shutil.rmtree(self._staging, ignore_errors=True)
+        if self._base is None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            return
+        for path in written:
+            if path.name.split(".", 1)[0] not in named_before:
+                path.unlink(missing_ok=True)
 
     def _remove_old_generations(self, keep: str) -> None:
         older = sorted(

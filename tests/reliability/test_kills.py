@@ -43,8 +43,27 @@ def corpus_ids(corpus: Path) -> set[str]:
 
 
 def leftovers(index: Path) -> list[str]:
-    """What a killed build may leave: staging folders and temporary manifests."""
-    return sorted(p.name for p in [*index.glob(".staging-*"), *index.glob(".manifest.json.*")])
+    """What a killed build may leave: staging folders, temporary manifests, and segment files
+    no committed state names (removed by the next build that writes)."""
+    reader = IndexReader.open(index)
+    named = {
+        row[0]
+        for row in reader.query("SELECT name FROM segments UNION SELECT name FROM retired_segments")
+    }
+    reader.close()
+    unnamed = [
+        path
+        for path in index.glob("gen-*/segments/*")
+        if path.name.split(".")[0] not in named and reader.manifest.generation in str(path)
+    ]
+    found = [*index.glob(".staging-*"), *index.glob(".manifest.json.*"), *unnamed]
+    return sorted(p.name for p in found)
+
+
+def writing_marks(index: Path) -> set[Path]:
+    """What appears once a build has embedded and starts writing: a full build's staging
+    folder, an incremental build's new segment files."""
+    return {*index.glob(".staging-*"), *index.glob("gen-*/segments/*")}
 
 
 def build_command(corpus: Path, index: Path) -> list[str]:
@@ -90,15 +109,15 @@ def test_a_build_killed_at_random_moments_leaves_the_old_or_the_new_index(
         return subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.DEVNULL)
 
     def wait_for_writing(process: subprocess.Popen, before: set[Path]) -> None:
-        """Until the build creates its staging folder (it has embedded and starts writing)."""
-        while not set(index.glob(".staging-*")) - before and process.poll() is None:
+        """Until the build has embedded and starts writing (`writing_marks`)."""
+        while not writing_marks(index) - before and process.poll() is None:
             time.sleep(0.001)
 
     # One whole build with work, timed: from process start to exit, and its writing phase.
     change()
     began = time.monotonic()
     process = start()
-    wait_for_writing(process, set())
+    wait_for_writing(process, writing_marks(index))
     writing_began = time.monotonic()
     assert process.wait(timeout=900) == 0
     duration, writing = time.monotonic() - began, time.monotonic() - writing_began
@@ -108,11 +127,11 @@ def test_a_build_killed_at_random_moments_leaves_the_old_or_the_new_index(
         old = indexed_ids(index)
         change()
         wanted = corpus_ids(corpus)
-        staging_before = set(index.glob(".staging-*"))
+        marks_before = writing_marks(index)
         began = time.monotonic()
         process = start()
-        if round_ % 2:  # every other kill lands while the new generation is being written
-            wait_for_writing(process, staging_before)
+        if round_ % 2:  # every other kill lands while the build is writing
+            wait_for_writing(process, marks_before)
             time.sleep(rng.uniform(0, writing))
         else:
             time.sleep(rng.uniform(0, duration * 1.1))

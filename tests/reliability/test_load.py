@@ -89,7 +89,8 @@ def test_memory_stays_flat_over_rebuilds_under_load(live: LiveServer, sizes: Siz
 
     assert figures.errors == 0 and figures.wrong_answers == 0, figures.error_samples
     assert figures.rss_after_mb <= figures.rss_before_mb + MEMORY_GROWTH_LIMIT_MB, samples
-    # Only the live generation is open: none of the replaced ones, deleted or not.
+    # Only the live generation is open: none of the replaced ones (full rebuilds), deleted or
+    # not, nor a segment file a merge replaced.
     assert not [path for path in still_open if path.endswith("(deleted)")], still_open
     live_generation = live.rebuilds.generation()
     assert all(live_generation in path for path in still_open), still_open

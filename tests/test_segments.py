@@ -1,0 +1,287 @@
+"""The index grows in place: segments, deletions, merges, compaction, unchanged files not read,
+and approximate vector search above a size threshold (against exact search)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qa.ingest
+import qa.store.writer
+from qa.indexing import compact_index
+from qa.store import AnnSettings, IndexReader
+from qa.store.vectors import VectorSet, train_quantizer, write_segment
+from tests.conftest import REPO, FakeEmbedder
+from tests.test_indexing import build as build_with
+
+LONG_AGO = 1_600_000_000  # a modification time that is settled, not racily recent
+
+
+def write_article(folder: Path, name: str, number: int) -> Path:
+    body = " ".join(f"Report {number} line {j} on subject {number * 7 + j}." for j in range(12))
+    path = folder / name
+    path.write_text(f"Story {number}\n\n{body}\n", encoding="utf-8")
+    os.utime(path, (LONG_AGO, LONG_AGO + number))
+    return path
+
+
+def build(corpus: Path, index: Path, **kwargs):
+    return build_with(corpus, index, FakeEmbedder(), **kwargs)
+
+
+def qa_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qa.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for number in range(6):
+        write_article(folder, f"story{number}.txt", number)
+    return folder
+
+
+def segment_files(index: Path) -> dict[str, tuple[int, int]]:
+    reader = IndexReader.open(index)
+    folder = index / reader.manifest.generation / "segments"
+    reader.close()
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def segments(index: Path) -> list[tuple[str, int, int]]:
+    reader = IndexReader.open(index)
+    rows = reader.query("SELECT kind, count, coded FROM segments ORDER BY rowid")
+    reader.close()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def test_an_incremental_build_writes_only_its_change_and_reads_only_changed_files(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    index = tmp_path / "index"
+    build(corpus, index)
+    before = segment_files(index)
+    assert [kind for kind, _, _ in segments(index)] == ["chunks", "sentences"]
+
+    write_article(corpus, "story9.txt", 9)
+    read: list[str] = []
+    original = qa.ingest.load_file
+    monkeypatch.setattr(
+        qa.ingest,
+        "load_file",
+        lambda path, *a, **k: read.append(path.name) or original(path, *a, **k),
+    )
+    report = build(corpus, index)
+
+    assert report.added == ["story9.txt"] and report.unchanged == 6
+    assert read == ["story9.txt"]  # the six unchanged files were not even opened
+    after = segment_files(index)
+    assert {name: after[name] for name in before} == before  # nothing rewritten
+    new = [(kind, count) for kind, count, _ in segments(index)][2:]
+    assert [kind for kind, _ in new] == ["chunks", "sentences"]
+    assert new[0][1] == report.chunks_embedded  # the new segment holds only the new chunks
+
+
+def test_a_file_changed_in_place_is_read_again(corpus: Path, tmp_path: Path):
+    index = tmp_path / "index"
+    build(corpus, index)
+    path = corpus / "story2.txt"
+    path.write_text(path.read_text().replace("Report 2", "Update 2"), encoding="utf-8")
+    os.utime(path, (LONG_AGO, LONG_AGO + 1000))  # same size, another time
+    assert build(corpus, index).updated == ["story2.txt"]
+    path.unlink()
+    assert build(corpus, index).removed == ["story2.txt"]
+
+
+def test_an_id_taken_from_an_unchanged_file_is_found_by_reading_everything(tmp_path: Path):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    first = corpus / "a.jsonl"
+    first.write_text('{"id": "x", "title": "First", "text": "The first story text."}\n')
+    os.utime(first, (LONG_AGO, LONG_AGO))
+    build(corpus, index)
+    second = corpus / "b.jsonl"
+    second.write_text('{"id": "x", "title": "Second", "text": "Another story, same id."}\n')
+    report = build(corpus, index)
+    assert not report.changed
+    assert [s.path for s in report.skipped] == ["b.jsonl:1"]
+    assert "duplicate id" in report.skipped[0].reason
+    assert IndexReader.open(index).article("x").title == "First"
+
+
+def test_deleted_vectors_are_never_found_and_compaction_drops_them(corpus: Path, tmp_path: Path):
+    index = tmp_path / "index"
+    build(corpus, index)
+    embedder = FakeEmbedder()
+    gone = IndexReader.open(index).article("story3.txt")
+    (corpus / "story3.txt").unlink()
+    build(corpus, index)
+
+    reader = IndexReader.open(index)
+    query = embedder.embed_query(gone.text[:200])
+    found = reader.search_vectors(query, 50)
+    assert found and not set(reader.chunk_ids_of(["story3.txt"]))
+    gone_ids = {row[0] for row in reader.query("SELECT id FROM deleted_vectors")}
+    assert gone_ids and not gone_ids & {chunk_id for chunk_id, _ in found}
+    assert reader.parts()["vectors"]["deleted_rows"] > 0
+
+    compact_index(index)
+    compacted = IndexReader.open(index)
+    again = compacted.search_vectors(query, 50)
+    assert [i for i, _ in again] == [i for i, _ in found]
+    assert [score for _, score in again] == pytest.approx([score for _, score in found])
+    assert compacted.query("SELECT count(*) FROM deleted_vectors")[0][0] == 0
+    assert [kind for kind, _, _ in segments(index)] == ["chunks", "sentences"]
+    assert compacted.parts()["vectors"]["deleted_rows"] == 0
+    # The replaced segments' files go at the next write, once no reader is opening them.
+    write_article(corpus, "story10.txt", 10)
+    build(corpus, index)
+    names = {row[0] for row in IndexReader.open(index).query("SELECT name FROM segments")}
+    assert {name.split(".")[0] for name in segment_files(index)} == names
+
+
+def test_many_small_builds_keep_few_segments_and_the_same_answers(corpus: Path, tmp_path: Path):
+    index, fresh = tmp_path / "index", tmp_path / "fresh"
+    build(corpus, index)
+    for number in range(10, 22):
+        write_article(corpus, f"story{number}.txt", number)
+        if number % 4 == 0:
+            (corpus / f"story{number - 1}.txt").unlink()
+        build(corpus, index)
+    kinds = [kind for kind, _, _ in segments(index)]
+    assert len(kinds) > 2 and kinds.count("chunks") <= qa.store.writer.MAX_SEGMENTS
+    build(corpus, fresh)
+
+    embedder = FakeEmbedder()
+    grown, rebuilt = IndexReader.open(index), IndexReader.open(fresh)
+    assert grown.manifest.chunks == rebuilt.manifest.chunks
+    everything = grown.manifest.chunks
+    for question in ("Report 13 line 4", "subject 100", "Story 21"):
+        query = embedder.embed_query(question)
+        hits, again = (
+            sorted(
+                (h.article_id, h.start, round(h.score, 3))
+                for h in reader.hits(reader.search_vectors(query, everything))
+            )
+            for reader in (grown, rebuilt)
+        )
+        assert len(hits) == everything and hits == again
+
+
+def test_a_build_of_many_batches_ends_with_one_segment_a_kind(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("qa.indexing.BATCH_CHUNKS", 3)
+    index = tmp_path / "index"
+    report = build(corpus, index)
+    assert next((kind, count) for kind, count, _ in segments(index)) == ("chunks", report.chunks)
+    assert len(segments(index)) == 2
+
+
+# --- approximate search ------------------------------------------------------------------------
+
+
+def clustered_vectors(count: int, dimension: int, seed: int) -> np.ndarray:
+    """Unit vectors around 200 centres: neighbourhoods like real embeddings have."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(200, dimension))
+    vectors = centres[rng.integers(0, 200, count)] + 0.6 * rng.normal(size=(count, dimension))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def approximate_set(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("segments")
+    vectors = clustered_vectors(30_000, 64, seed=1)
+    ids = np.arange(1, 30_001, dtype=np.int64) * 3  # ids are not positions
+    settings = AnnSettings(threshold=10_000)
+    quantizer = train_quantizer(vectors[::3], settings, len(vectors))
+    big = write_segment(folder, "big", "chunks", ids[:25_000], vectors[:25_000], quantizer)
+    small = write_segment(folder, "small", "chunks", ids[25_000:], vectors[25_000:])
+    deleted = ids[::50]
+    vector_set = VectorSet(folder, [big, small], deleted, 64, settings)
+    live = ~np.isin(ids, deleted)
+    return vector_set, ids[live], vectors[live]
+
+
+def exact_top(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    scores = vectors @ query
+    return [int(ids[i]) for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+def test_approximate_search_finds_what_exact_search_finds(approximate_set):
+    vector_set, ids, vectors = approximate_set
+    assert vector_set.approximate_count > 0 and vector_set.count == len(ids)
+    queries = clustered_vectors(100, 64, seed=2)
+    recalls = []
+    for query in queries:
+        found = [i for i, _ in vector_set.search(query, 10)]
+        expected = exact_top(ids, vectors, query, 10)
+        recalls.append(len(set(found) & set(expected)) / 10)
+        assert not set(found) - set(ids.tolist())  # never a deleted id
+    assert np.mean(recalls) >= 0.95
+
+
+def test_a_filter_keeping_one_percent_applies_before_the_top_k_cut(approximate_set):
+    vector_set, ids, vectors = approximate_set
+    rng = np.random.default_rng(3)
+    allowed = np.sort(rng.choice(ids, size=len(ids) // 100, replace=False))
+    keep = np.isin(ids, allowed)
+    for query in clustered_vectors(20, 64, seed=4):
+        found = vector_set.search(query, 10, allowed)
+        assert [i for i, _ in found] == exact_top(ids[keep], vectors[keep], query, 10)
+        assert all(
+            score == pytest.approx(float(vectors[ids == i][0] @ query), abs=2e-3)
+            for i, score in found
+        )
+
+
+def test_vectors_come_back_from_either_kind_of_segment(approximate_set):
+    vector_set, ids, vectors = approximate_set
+    picked = [0, 10, len(ids) - 1]  # in the coded segment and in the small one
+    rows = vector_set.vectors(ids[picked])
+    assert np.allclose(rows, vectors[picked], atol=2e-3)
+    assert not vector_set.vectors(np.asarray([-1, 2])).any()  # unknown ids: zero rows
+
+
+def test_a_big_index_is_searched_approximately_and_stats_say_so(corpus: Path, tmp_path: Path):
+    for number in range(6, 60):
+        write_article(corpus, f"story{number}.txt", number)
+    index = tmp_path / "index"
+    build(corpus, index, ann=AnnSettings(threshold=100, nlist=8))
+    reader = IndexReader.open(index)
+    parts = reader.parts()
+    assert parts["vectors"]["approximate_rows"] == reader.manifest.chunks > 100
+    assert "IVF-PQ" in parts["sentence_vectors"]["kind"]
+    assert reader.manifest.to_dict()["approximate_search"]["threshold"] == 100
+    embedder = FakeEmbedder()
+    article = reader.article("story42.txt")
+    hits = reader.hits(reader.search_vectors(embedder.embed_query(article.text[:120]), 3))
+    assert hits[0].article_id == "story42.txt"
+
+    stats = qa_cli("index", "stats", "--index", str(index))
+    assert stats.returncode == 0, stats.stderr
+    assert "IVF-PQ" in stats.stdout and "1 segments" in stats.stdout
+
+
+def test_compact_from_the_command_line(corpus: Path, tmp_path: Path):
+    index = tmp_path / "index"
+    build(corpus, index)
+    (corpus / "story1.txt").unlink()
+    build(corpus, index)
+    result = qa_cli("index", "compact", "--index", str(index))
+    assert result.returncode == 0, result.stderr
+    assert "compacted" in result.stdout
+    assert IndexReader.open(index).parts()["vectors"]["deleted_rows"] == 0
