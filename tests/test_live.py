@@ -183,6 +183,24 @@ def test_an_assistant_keeps_reading_its_state_while_builds_change_the_index_in_p
     assert "one.txt" not in {hit.article_id for hit in new.search("budget council", k=10)}
 
 
+def test_a_served_index_keeps_its_write_ahead_log_small_over_many_builds(settings, embedder, live):
+    """Each reader holds a read transaction; the server lets SQLite restart the log once the
+    replaced reader is gone, or the log would grow with every build."""
+    live.get()
+    body = " ".join(f"Sentence {j} on the council and harbour number {j}." for j in range(150))
+    sizes = []
+    for i in range(24):
+        write_article(settings.corpus_dir, f"long{i}.txt", f"Long story {i}", body)
+        build(settings, embedder)
+        live.get().search("council")  # the new state is loaded...
+        live.get().search("council")  # ...and, the old one gone, the log is released
+        log = settings.index_dir / live.generation / "qa.sqlite3-wal"
+        sizes.append(log.stat().st_size if log.exists() else 0)
+    # Kept, the log would hold every build: 24 times the first one. Released, it is reused.
+    assert max(sizes) < 6 * sizes[0], sizes
+    assert not live.get()._reader.stale
+
+
 def test_an_assistant_keeps_working_after_its_generation_is_deleted(settings, embedder, live):
     old = live.get()
     old_generation = settings.index_dir / live.generation

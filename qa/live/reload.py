@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ class LiveAssistant:
         self._embedder = embedder
         self._make = make_assistant or (lambda reader, emb: Assistant(reader, emb))
         self._current: Assistant | None = None
+        self._reader: IndexReader | None = None
+        self._replaced: weakref.ref[IndexReader] | None = None
+        self._log_released = False
         self._generation: str | None = None
         self._revision: str | None = None
         self._failed_revision: str | None = None
@@ -89,11 +93,21 @@ class LiveAssistant:
             if self._reload_lock.acquire(blocking=False):
                 try:
                     self._load_if_new(retry_failed=False)
+                    self._release_log()
                 except Exception:  # recorded in last_error; keep serving what is loaded
                     pass
                 finally:
                     self._reload_lock.release()
         return self._current or current
+
+    def _release_log(self) -> None:
+        """Once no query uses the replaced reader any more, let the database restart its
+        write-ahead log (`IndexReader.release_log`). Lock held."""
+        if self._log_released or self._reader is None:
+            return
+        if self._replaced is not None and self._replaced() is not None:
+            return  # a query still runs on the replaced state
+        self._log_released = self._reader.release_log()
 
     def refresh(self) -> bool:
         """Check now (after any reload in progress); True if a new generation was swapped in.
@@ -142,6 +156,9 @@ class LiveAssistant:
             raise
         # The previous assistant is not closed: a query may still be using it. Its files are
         # closed, and its memory freed, when the last reference to it goes (at once: no cycle).
+        self._replaced = weakref.ref(self._reader) if self._reader is not None else None
+        self._reader = reader
+        self._log_released = False
         self._current = assistant
         self._generation = reader.manifest.generation
         self._revision = reader.manifest.revision

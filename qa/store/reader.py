@@ -47,6 +47,9 @@ class IndexReader:
     Its database connection holds one read transaction for its whole life, so rows and the
     vectors loaded with them stay in step while builds commit newer states. Searches may run
     from many threads at once; SQLite access is serialised by a lock.
+
+    A long-lived reader (a server's) calls `release_log()` once it is the only reader left,
+    or SQLite could never restart its write-ahead log, which would grow with every build.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class IndexReader:
         self._sentence_chunks: tuple[np.ndarray, np.ndarray] | None = None
         self._db = db
         self._lock = threading.Lock()
+        self.stale = False  # see release_log()
         # A sqlite3 connection sits in a reference cycle with its own statement cache, so
         # dropping it leaves the file open (deleted generations included) until the cycle
         # collector runs. Closing it when the reader goes makes the release immediate.
@@ -153,6 +157,33 @@ class IndexReader:
     def close(self) -> None:
         with self._lock:
             self._closer()
+
+    def release_log(self) -> bool:
+        """Let SQLite restart its write-ahead log: checkpoint it and, if that copied all of it
+        into the database, begin this reader's transaction again, now on the database file.
+
+        The state is the same unless a build committed in between (microseconds); then the
+        reader reads newer rows than its vectors until it is replaced, and `stale` says so.
+        Returns whether the log was released (not while another reader still needs it).
+        """
+        path = self.index_dir / self.manifest.generation / DATABASE
+        with self._lock:
+            try:
+                writer = sqlite3.connect(path, isolation_level=None)
+                try:
+                    busy, frames, copied = writer.execute(
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchone()
+                finally:
+                    writer.close()
+                if busy or frames != copied:
+                    return False
+                self._db.execute("COMMIT")
+                self._db.execute("BEGIN")
+                self.stale = read_state(self._db)["version"] != self.manifest.version
+            except sqlite3.Error:
+                return False  # a read-only index folder, say: the log stays as it is
+            return True
 
     def search_vectors(
         self, query: np.ndarray, k: int, allowed_ids: Sequence[int] | None = None
