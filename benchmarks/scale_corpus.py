@@ -159,20 +159,35 @@ class PoolEmbedder:
         *,
         progress: bool = False,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        passages = self.embed_documents(texts)
+        # The spans are the chunk's sentences: looked up whole, no sentence splitting here (it
+        # cost as much as the build's own splitting); the chunk gets their normalized mean.
         pooled = [
-            np.vstack([self._vector_of(text[s:e]) for s, e in text_spans]).astype(np.float32)
+            np.vstack([self._sentence_vector(text[s:e]) for s, e in text_spans]).astype(np.float32)
             if text_spans
             else np.zeros((0, self.dimension), np.float32)
             for text, text_spans in zip(texts, spans, strict=True)
         ]
+        passages = np.vstack(
+            [
+                _normalized(rows.mean(axis=0)) if len(rows) else self._vector_of(text)
+                for text, rows in zip(texts, pooled, strict=True)
+            ]
+        ).astype(np.float32)
         return passages, pooled
+
+    def _sentence_vector(self, text: str) -> np.ndarray:
+        row = self._row(" ".join(text.split()))
+        return self._pool.vectors[row] if row is not None else self._vector_of(text)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._real.embed_query(text)
 
 
 _PREFIX = 40
+
+
+def _normalized(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
 
 
 def _pieces(text: str) -> list[str]:
