@@ -15,6 +15,7 @@ from qa.chunking import Chunker
 from qa.embedding import Embedder
 from qa.ingest import load_corpus, record_file_of, refused_by_policy
 from qa.limits import MAX_FILE_BYTES
+from qa.news.copies import record_copies
 from qa.sentences import split_sentences
 from qa.store import (
     GenerationWriter,
@@ -217,6 +218,8 @@ def _build(
                 list(zip(spans[offset:end], sentence_vectors[offset:end], strict=True)),
             )
             offset = end
+        # Near-duplicate articles (wire copy) grouped into reports, in the same transaction.
+        record_copies(writer.connection)
         report.seconds = time.perf_counter() - began
         committed = writer.commit(
             model=embedder.model_id,

@@ -13,6 +13,8 @@ from qa.config import Settings
 from qa.dates import parse_date
 from qa.embedding import Embedder
 from qa.indexing import BuildReport, build_index
+from qa.news.annotate import NewsAnnotator
+from qa.news.speakers import SpeakerFinder
 from qa.reading import Reader
 from qa.retrieval import FusionSettings, Retriever, SearchMode, clean_query
 from qa.store import ChunkFilter, IndexReader, IndexUnusable
@@ -52,7 +54,10 @@ class Assistant:
         *,
         short_reader: Reader | None = None,
         answer_model: AnswerModel | None = None,
+        speakers: SpeakerFinder | None = None,
     ):
+        """`speakers`: finds whom cited sentences quote (shared across index generations);
+        None: citations carry no speaker."""
         if reader.manifest.model != embedder.model_id:
             raise IndexUnusable(
                 f"index in {reader.index_dir} was built with {reader.manifest.model}, but the "
@@ -62,8 +67,14 @@ class Assistant:
         self._reader = reader
         self._embedder = embedder
         self._retriever = Retriever(reader, embedder, fusion)
+        news = NewsAnnotator(speakers, reader.query, self._article_text)
         self._answerer = Answerer(
-            reader, self._retriever, embedder, short_reader=short_reader, model=answer_model
+            reader,
+            self._retriever,
+            embedder,
+            short_reader=short_reader,
+            model=answer_model,
+            news=news,
         )
 
     @classmethod
@@ -74,6 +85,7 @@ class Assistant:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
         short_reader: Reader | None = None,
+        speakers: SpeakerFinder | None = None,
     ) -> Assistant:
         """Open the index in `index_dir`, checking it against the configured embedder."""
         settings = settings or Settings(index_dir=Path(index_dir))
@@ -81,7 +93,12 @@ class Assistant:
             IndexReader.open(index_dir),
             embedder or make_embedder(settings),
             short_reader=short_reader or make_short_reader(settings),
+            speakers=speakers or SpeakerFinder(),
         )
+
+    def _article_text(self, article_id: str) -> str:
+        article = self._reader.article(article_id)
+        return article.text if article else ""
 
     @property
     def answerer(self) -> Answerer:

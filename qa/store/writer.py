@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -69,6 +70,11 @@ class GenerationWriter:
                 f"index has dimension {self._vectors.d}, the embedder {dimension}; "
                 "rebuild it with `qa index build --full`"
             )
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The new generation's database, inside the build's transaction (for derived tables)."""
+        return self._db
 
     def remove_articles(self, article_ids: Iterable[str]) -> int:
         """Delete articles with their chunks and vectors; returns how many chunks went."""
