@@ -160,11 +160,11 @@ def citation_news(citation: Citation) -> str:
     return f'<p class="qa-news">{" · ".join(notes)}</p>' if notes else ""
 
 
-def format_sources(citations: Sequence[Citation], *, label: str = "") -> str:
-    """The sources panel: per citation its marker, title, outlet, date ("undated" when it has
-    none), link and sentence, and what `citation_news` adds."""
+def format_sources(citations: Sequence[Citation], *, label: str = "", first: int = 1) -> str:
+    """The sources panel: per citation its marker (numbered from `first`), title, outlet, date
+    ("undated" when it has none), link and sentence, and what `citation_news` adds."""
     items = []
-    for number, citation in enumerate(citations, 1):
+    for number, citation in enumerate(citations, first):
         published = citation.published or "undated"
         head = source_line(citation.title, citation.source, published, citation.url)
         items.append(
@@ -191,9 +191,11 @@ def format_disagreements(answer: Answer) -> str:
         others = ", ".join(escape_text(c.source or c.title) for c in disagreement.citations)
         parts.append(f"; {others} <strong>{escape_text(disagreement.text)}</strong>")
     parts.append(".</p>")
+    first = len(answer.citations) + 1  # numbered after the answer's own sources
     for disagreement in answer.disagreements:
         label = f"Says {escape_text(disagreement.text)} ({len(disagreement.citations)})"
-        parts.append(format_sources(disagreement.citations, label=label))
+        parts.append(format_sources(disagreement.citations, label=label, first=first))
+        first += len(disagreement.citations)
     parts.append("</div>")
     return "".join(parts)
 
@@ -248,10 +250,11 @@ def format_answer(answer: Answer, *, read_as: str | None = None) -> str:
     markers = " ".join(
         f'<span class="qa-marker">[{number}]</span>' for number in range(1, len(citations) + 1)
     )
-    parts = [
-        f'<div class="qa-reply qa-found">{_read_as(read_as)}',
-        f'<blockquote class="qa-sentence">{sentence} {markers}</blockquote>',
-    ]
+    parts = [f'<div class="qa-reply qa-found">{_read_as(read_as)}']
+    if citations and answer.text and answer.text not in answer.sentence:
+        # A speaker named in an earlier sentence ("…,” she said): the name above the quote.
+        parts.append(f'<p class="qa-short"><strong>{escape_text(answer.text)}</strong></p>')
+    parts.append(f'<blockquote class="qa-sentence">{sentence} {markers}</blockquote>')
     if answer.sources_agreeing > 1:
         parts.append(
             f'<p class="qa-agree">{answer.sources_agreeing} sources agree. '
@@ -259,9 +262,9 @@ def format_answer(answer: Answer, *, read_as: str | None = None) -> str:
         )
     as_of = f"As of {format_day(answer.as_of)}." if answer.as_of else "The sources are undated."
     parts.append(f'<p class="qa-as-of">{escape_text(as_of)}</p>')
-    parts.append(format_disagreements(answer))
     if citations:
         parts.append(format_sources(citations))
+    parts.append(format_disagreements(answer))
     parts.append("</div>")
     return "".join(parts)
 
