@@ -35,7 +35,7 @@ from qa.reading import Focus, HeuristicReader, Reader, Span, TrainedReader
 from qa.retrieval import Retriever, clean_query
 from qa.store import ChunkFilter, IndexReader
 from qa.terms import content_stems, normalize_answer, words
-from qa.types import Answer, Citation, Disagreement, Hit
+from qa.types import Answer, Citation, Disagreement, Hit, Speaker
 
 # Among sentences with at least this share of the best one's evidence, the answer more articles
 # agree on wins. On SQuAD, where each fact has one source and agreement is chance, 0.1 costs 0.2
@@ -189,14 +189,24 @@ class Answerer:
             pool, candidates, latest=asks_for_latest(question)
         )
         span = best.short_span if read else self._locate(best.text, short)
+        known: dict[tuple[str, int], Speaker | None] = {}
         if asks_who_said(question):
-            best, short, span, agreeing = self._speaker_answer(pool, candidates, best, short, span)
+            best, short, span, agreeing = self._speaker_answer(
+                pool, candidates, best, short, span, known
+            )
         citations = [self._cite(best, span)]
         citations += [self._cite(other, self._locate(other.text, short)) for other in agreeing]
-        citations = self._news.annotate(citations)
         disagreements = self._disagreements(
             short, best, agreeing, pool, candidates, latest=asks_for_latest(question)
         )
+        # One batch for every sentence shown: the answer's and those of the outlets that differ.
+        rival_citations = [c for d in disagreements for c in d.citations]
+        annotated = self._news.annotate([*citations, *rival_citations], known)
+        citations = annotated[: len(citations)]
+        rest = iter(annotated[len(citations) :])
+        disagreements = [
+            replace(d, citations=[next(rest) for _ in d.citations]) for d in disagreements
+        ]
         return Answer(
             question,
             True,
@@ -217,16 +227,19 @@ class Answerer:
         best: Candidate,
         short: str,
         span: Span | None,
+        known: dict[tuple[str, int], Speaker | None],
     ) -> tuple[Candidate, str, Span | None, list[Candidate]]:
         """For "Who said …?": the best of the strong sentences that quote somebody, answered
         with the speaker's name (its mention in the sentence marked); else the answer as it is.
+        The speakers found are added to `known`, so that no sentence is parsed twice.
         """
         finder = self._news.speakers
         strong = [c for c in pool if c.score >= _AGREEMENT_SHARE * pool[0].score][:4]
         if finder is None or not strong:
             return best, short, span, self._agreeing(best, short, candidates)
-        citations = [self._cite(c, None) for c in strong]
-        for candidate, speaker in zip(strong, self._news.find_speakers(citations), strict=True):
+        for candidate in strong:  # best first: usually the first one quotes somebody
+            (speaker,) = self._news.find_speakers([self._cite(candidate, None)])
+            known[(candidate.hit.article_id, candidate.start)] = speaker
             if speaker is None:
                 continue
             mention: Span | None = None
@@ -296,9 +309,8 @@ class Answerer:
                 continue
             seen.add(article_id)
             key = normalize_answer(value)
-            citation = self._news.annotate([self._cite(rival, span)])[0]
             entry = found.setdefault(key, Disagreement(value, []))
-            entry.citations.append(citation)
+            entry.citations.append(self._cite(rival, span))
         return list(found.values())
 
     def _confidence(

@@ -3,7 +3,7 @@ and which report (group of near-duplicate articles) it belongs to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from qa.news.copies import Query, reports_of
@@ -34,8 +34,15 @@ class NewsAnnotator:
         self._query = query
         self._article_text = article_text
 
-    def annotate(self, citations: Sequence[Citation]) -> list[Citation]:
-        """The citations with their news fields filled in, in the same order."""
+    def annotate(
+        self,
+        citations: Sequence[Citation],
+        known: Mapping[tuple[str, int], Speaker | None] | None = None,
+    ) -> list[Citation]:
+        """The citations with their news fields filled in, in the same order.
+
+        `known`: speakers already found, by (article id, sentence start), not looked for again.
+        """
         if not citations:
             return []
         reports = (
@@ -43,7 +50,13 @@ class NewsAnnotator:
             if self._query is not None
             else {}
         )
-        speakers = self.find_speakers(citations)
+        known = known or {}
+        todo = [c for c in citations if (c.article_id, c.start) not in known]
+        found = dict(known)
+        found.update(
+            zip([(c.article_id, c.start) for c in todo], self.find_speakers(todo), strict=True)
+        )
+        speakers = [found[(c.article_id, c.start)] for c in citations]
         return [
             replace(
                 c,

