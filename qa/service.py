@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,9 @@ class Assistant:
         self._reader = reader
         self._embedder = embedder
         self._retriever = Retriever(reader, embedder, fusion)
-        news = NewsAnnotator(speakers, reader.query, self._article_text)
+        # Nothing in it refers back to this Assistant: a replaced generation's reader is freed
+        # as soon as its last query ends, without waiting for the cycle collector.
+        news = NewsAnnotator(speakers, reader.query, functools.partial(_article_text, reader))
         self._answerer = Answerer(
             reader,
             self._retriever,
@@ -95,10 +98,6 @@ class Assistant:
             short_reader=short_reader or make_short_reader(settings),
             speakers=speakers or SpeakerFinder(),
         )
-
-    def _article_text(self, article_id: str) -> str:
-        article = self._reader.article(article_id)
-        return article.text if article else ""
 
     @property
     def answerer(self) -> Answerer:
@@ -174,3 +173,8 @@ def _filters(
         published_before=parse_date(published_before, "published_before"),
         article_ids=tuple(clean_query(a) for a in article_ids) if article_ids is not None else None,
     )
+
+
+def _article_text(reader: IndexReader, article_id: str) -> str:
+    article = reader.article(article_id)
+    return article.text if article else ""

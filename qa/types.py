@@ -162,6 +162,11 @@ class Answer:
 
     `found` is false when the articles do not appear to contain an answer; then `text` and
     `sentence` are empty and `related` still lists the closest passages.
+
+    One exception to "verbatim from `sentence`": a "Who said …?" answer whose sentence refers
+    to the speaker by a pronoun ("…,” she said.") or not at all (a quotation standing alone) is
+    the name from an earlier sentence of the same article (`citations[0].speaker` has its
+    offsets; the citation's span marks the pronoun, or is empty).
     """
 
     question: str
