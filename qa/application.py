@@ -16,6 +16,7 @@ from qa.components import make_embedder, make_short_reader
 from qa.config import Settings
 from qa.embedding import Embedder
 from qa.live import IndexUpdater, LiveAssistant
+from qa.news.speakers import SpeakerFinder
 from qa.reading import Reader
 from qa.service import Assistant
 from qa.store import IndexReader
@@ -57,9 +58,10 @@ def make_application(
     # One reader for every generation: loading it again after each index update would cost a
     # model load per build.
     reader = make_short_reader(settings)
+    speakers = SpeakerFinder()  # spaCy, loaded on the first quote it looks at
 
     def make_assistant(index: IndexReader, embedder: Embedder) -> Assistant:
-        return Assistant(index, embedder, short_reader=reader)
+        return Assistant(index, embedder, short_reader=reader, speakers=speakers)
 
     live = LiveAssistant(
         settings.index_dir, shared, check_interval=check_interval, make_assistant=make_assistant

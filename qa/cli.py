@@ -12,6 +12,7 @@ from typing import Any
 
 from qa.config import Settings
 from qa.limits import MAX_FILE_BYTES
+from qa.news.dates import describe, format_day
 from qa.store import IndexUnusable
 
 
@@ -234,12 +235,20 @@ def format_answer(answer: Any) -> str:
         sentence += answer.sentence[local_end:]
     lines = [answer.text or answer.sentence, f"  “{sentence}” {marks}"]
     if answer.sources_agreeing > 1:
-        lines.append(f"  {answer.sources_agreeing} sources agree.")
+        lines.append(f"  {answer.sources_agreeing} sources agree. {answer.corroboration}.")
+    lines.append(f"  As of {format_day(answer.as_of)}." if answer.as_of else "  Sources undated.")
+    for disagreement in answer.disagreements:
+        outlets = ", ".join(c.source or c.article_id for c in disagreement.citations)
+        lines.append(f"  Outlets differ: {outlets} says {disagreement.text}.")
     lines.append("")
     for i, citation in enumerate(answer.citations, 1):
-        meta = ", ".join(x for x in (citation.source, citation.published, citation.url) if x)
+        published = citation.published or "undated"
+        meta = ", ".join(x for x in (citation.source, published, citation.url) if x)
         lines.append(f"[{i}] {citation.title}" + (f" — {meta}" if meta else ""))
         lines.append(f"    {citation.article_id}, characters {citation.start}-{citation.end}")
+        if citation.speaker is not None:
+            lines.append(f"    quotes {citation.speaker.name}")
+        lines += [f"    {describe(mention)}" for mention in citation.dates]
     return "\n".join(lines)
 
 

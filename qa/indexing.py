@@ -15,6 +15,7 @@ from qa.chunking import Chunker
 from qa.embedding import Embedder
 from qa.ingest import load_corpus, record_file_of, refused_by_policy
 from qa.limits import MAX_FILE_BYTES
+from qa.news.copies import record_copies
 from qa.sentences import split_sentences
 from qa.store import (
     AnnSettings,
@@ -236,6 +237,8 @@ def _build(
         for batch in _batches(to_embed, chunker):
             report.chunks_embedded += _embed_and_add(batch, embedder, writer, progress)
             writer.flush()  # a big build holds one batch of vectors in memory, not all
+        # Near-duplicate articles (wire copy) grouped into reports, in the same transaction.
+        record_copies(writer.connection)
         report.seconds = time.perf_counter() - began
         committed = writer.commit(
             model=embedder.model_id,

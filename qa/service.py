@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from qa.config import Settings
 from qa.dates import parse_date
 from qa.embedding import Embedder
 from qa.indexing import BuildReport, build_index
+from qa.news.annotate import NewsAnnotator
+from qa.news.speakers import SpeakerFinder
 from qa.reading import Reader
 from qa.retrieval import FusionSettings, Retriever, SearchMode, clean_query
 from qa.store import AnnSettings, ChunkFilter, IndexReader, IndexUnusable
@@ -53,7 +56,10 @@ class Assistant:
         *,
         short_reader: Reader | None = None,
         answer_model: AnswerModel | None = None,
+        speakers: SpeakerFinder | None = None,
     ):
+        """`speakers`: finds whom cited sentences quote (shared across index generations);
+        None: citations carry no speaker."""
         if reader.manifest.model != embedder.model_id:
             raise IndexUnusable(
                 f"index in {reader.index_dir} was built with {reader.manifest.model}, but the "
@@ -63,8 +69,16 @@ class Assistant:
         self._reader = reader
         self._embedder = embedder
         self._retriever = Retriever(reader, embedder, fusion)
+        # Nothing in it refers back to this Assistant: a replaced generation's reader is freed
+        # as soon as its last query ends, without waiting for the cycle collector.
+        news = NewsAnnotator(speakers, reader.query, functools.partial(_article_text, reader))
         self._answerer = Answerer(
-            reader, self._retriever, embedder, short_reader=short_reader, model=answer_model
+            reader,
+            self._retriever,
+            embedder,
+            short_reader=short_reader,
+            model=answer_model,
+            news=news,
         )
 
     @classmethod
@@ -75,6 +89,7 @@ class Assistant:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
         short_reader: Reader | None = None,
+        speakers: SpeakerFinder | None = None,
     ) -> Assistant:
         """Open the index in `index_dir`, checking it against the configured embedder."""
         settings = settings or Settings(index_dir=Path(index_dir))
@@ -82,6 +97,7 @@ class Assistant:
             IndexReader.open(index_dir),
             embedder or make_embedder(settings),
             short_reader=short_reader or make_short_reader(settings),
+            speakers=speakers or SpeakerFinder(),
         )
 
     @property
@@ -158,3 +174,8 @@ def _filters(
         published_before=parse_date(published_before, "published_before"),
         article_ids=tuple(clean_query(a) for a in article_ids) if article_ids is not None else None,
     )
+
+
+def _article_text(reader: IndexReader, article_id: str) -> str:
+    article = reader.article(article_id)
+    return article.text if article else ""

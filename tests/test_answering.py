@@ -122,11 +122,12 @@ def test_to_dict_carries_everything(assistant: Assistant) -> None:
     data = assistant.ask("How much did the repairs cost?").to_dict()
     assert set(data) == {
         "question", "found", "text", "sentence", "score", "citations", "related",
-        "sources_agreeing", "reader",
+        "sources_agreeing", "reader", "as_of", "disagreements", "independent_reports",
+        "corroboration",
     }  # fmt: skip
     assert set(data["citations"][0]) == {
         "article_id", "title", "source", "url", "published", "sentence", "start", "end",
-        "span_start", "span_end", "score",
+        "span_start", "span_end", "score", "dates", "speaker", "report",
     }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ import html
 import re
 import string
 import unicodedata
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +19,16 @@ from hypothesis import strategies as st
 from qa.config import Settings
 from qa.limits import MAX_FIELD_CHARS
 from qa.live import AddResult, Upload
-from qa.types import Answer, Article, Citation, Hit, Skipped
+from qa.types import (
+    Answer,
+    Article,
+    Citation,
+    DateMention,
+    Disagreement,
+    Hit,
+    Skipped,
+    Speaker,
+)
 from ui import chat
 from ui.chat import add_articles_steps, chat_turn
 from ui.examples import example_questions
@@ -622,3 +632,34 @@ def test_mounting_keeps_the_api_routes() -> None:
         assert client.get("/api/health").json() == {"status": "ok"}
         page = client.get("/")
         assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+# --- news fields ---------------------------------------------------------------------------------
+
+
+def news_answer(hostile: str) -> Answer:
+    own = replace(
+        citation("The fire destroyed 150 homes on Thursday.", "150", source=hostile),
+        dates=[DateMention("Thursday", 131, 139, "2023-03-02", "2023-03-02")],
+        speaker=Speaker(hostile, 0, len(hostile), "she", 0, 3, "said"),
+        report="wire-1",
+    )
+    other = replace(
+        citation("The fire destroyed 120 homes.", "120", article_id="b", published=""),
+        dates=[DateMention("yesterday", 10, 19, None, None, "the article has no date")],
+    )
+    answer = found(own)
+    return replace(answer, as_of="2023-03-02", disagreements=[Disagreement(hostile, [other])])
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_news_fields_are_shown_escaped(text: str) -> None:
+    markup = assert_only_our_markup(format_answer(news_answer(text)))
+    shown = collapsed(markup.text)
+    assert "As of 2 March 2023." in shown
+    assert "Thursday = 2 March 2023" in shown
+    assert "Same report as wire-1" in shown
+    assert "Outlets differ." in shown
+    assert "yesterday: the article has no date" in shown and "undated" in shown
+    assert collapsed(f"Quotes {text}") in shown
+    assert "[2]" in shown  # the other outlet's source is numbered after the answer's own

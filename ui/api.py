@@ -34,7 +34,7 @@ from qa.ingest import MAX_ID_CHARS
 from qa.limits import MAX_FIELD_CHARS, MAX_QUERY_CHARS
 from qa.retrieval import SearchMode
 from qa.service import Assistant
-from qa.types import Article, Citation, Hit
+from qa.types import Article, Citation, Disagreement, Hit
 
 MAX_BODY_BYTES = 16_000_000  # a search or ask request, article ids included
 MAX_ARTICLE_IDS = 500_000  # in one `article_ids` filter
@@ -143,7 +143,22 @@ class AnswerOut(BaseModel):
     sentence: str
     score: float
     sources_agreeing: int = Field(description="how many articles support the answer")
-    citations: list[Citation]
+    independent_reports: int = Field(
+        description="how many independent reports support it: near-duplicate articles (the "
+        "same wire story under other headlines) count once"
+    )
+    corroboration: str = Field(
+        description='"1 report, carried by 3 outlets", "2 independent reports", …'
+    )
+    as_of: str = Field(description="the newest publication date among the citations, or ''")
+    citations: list[Citation] = Field(
+        description="each with its article's `published` date, its `dates` (relative dates "
+        "resolved against it), `speaker` (whom it quotes) and `report`"
+    )
+    disagreements: list[Disagreement] = Field(
+        description="other values of the same kind (number, date, name) that other articles "
+        "give, each with its citations"
+    )
     related: list[Hit]
 
 

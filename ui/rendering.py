@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from qa.live import AddResult
+from qa.news.dates import describe, format_day
 from qa.types import Answer, Citation, Hit
 
 NO_ANSWER = "No answer in the articles."
@@ -49,6 +50,9 @@ CSS = """
   border-left: 3px solid var(--border-color-primary); }
 .qa-meta, .qa-read-as, .qa-stats { color: var(--body-text-color-subdued); }
 .qa-agree { font-weight: 600; }
+.qa-news, .qa-as-of { margin: 0.1em 0 0.1em 1em; font-size: 0.9em;
+  color: var(--body-text-color-subdued); }
+.qa-differ { margin-top: 0.6em; padding: 0.4em 0.8em; border-left: 3px solid #d97706; }
 .qa-error p { color: var(--error-text-color, #b91c1c); }
 """
 
@@ -144,18 +148,56 @@ def source_line(title: str, source: str, published: str, url: str) -> str:
     return line
 
 
-def format_sources(citations: Sequence[Citation]) -> str:
-    """The sources panel: per citation its marker, title, outlet, date, link and sentence."""
+def citation_news(citation: Citation) -> str:
+    """Under a quoted sentence: whom it quotes, its relative dates resolved, and the report
+    it belongs to when that is another article's (a copy of the same wire story)."""
+    notes = []
+    if citation.speaker is not None:
+        notes.append(f'<span class="qa-speaker">Quotes {escape_text(citation.speaker.name)}</span>')
+    notes += [f'<span class="qa-date">{escape_text(describe(m))}</span>' for m in citation.dates]
+    if citation.report and citation.report != citation.article_id:
+        notes.append(f'<span class="qa-copy">Same report as {escape_text(citation.report)}</span>')
+    return f'<p class="qa-news">{" · ".join(notes)}</p>' if notes else ""
+
+
+def format_sources(citations: Sequence[Citation], *, label: str = "", first: int = 1) -> str:
+    """The sources panel: per citation its marker (numbered from `first`), title, outlet, date
+    ("undated" when it has none), link and sentence, and what `citation_news` adds."""
     items = []
-    for number, citation in enumerate(citations, 1):
-        head = source_line(citation.title, citation.source, citation.published, citation.url)
+    for number, citation in enumerate(citations, first):
+        published = citation.published or "undated"
+        head = source_line(citation.title, citation.source, published, citation.url)
         items.append(
             f'<div class="qa-source"><p><span class="qa-marker">[{number}]</span> {head}</p>'
-            f'<blockquote class="qa-quote">{citation_sentence(citation)}</blockquote></div>'
+            f'<blockquote class="qa-quote">{citation_sentence(citation)}</blockquote>'
+            f"{citation_news(citation)}</div>"
         )
     count = len(citations)
-    label = f"Sources ({count})" if count != 1 else "Source (1)"
+    label = label or (f"Sources ({count})" if count != 1 else "Source (1)")
     return f'<details class="qa-sources" open><summary>{label}</summary>{"".join(items)}</details>'
+
+
+def format_disagreements(answer: Answer) -> str:
+    """ "Outlets differ: …" with each other value and its sources, when there are any."""
+    if not answer.disagreements:
+        return ""
+    own = ", ".join(escape_text(c.source or c.title) for c in answer.citations)
+    parts = [
+        f'<div class="qa-differ"><p><strong>Outlets differ.</strong> '
+        f"{own} {'say' if len(answer.citations) > 1 else 'says'} "
+        f"<strong>{escape_text(answer.text)}</strong>"
+    ]
+    for disagreement in answer.disagreements:
+        others = ", ".join(escape_text(c.source or c.title) for c in disagreement.citations)
+        parts.append(f"; {others} <strong>{escape_text(disagreement.text)}</strong>")
+    parts.append(".</p>")
+    first = len(answer.citations) + 1  # numbered after the answer's own sources
+    for disagreement in answer.disagreements:
+        label = f"Says {escape_text(disagreement.text)} ({len(disagreement.citations)})"
+        parts.append(format_sources(disagreement.citations, label=label, first=first))
+        first += len(disagreement.citations)
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def format_related(hits: Sequence[Hit], limit: int = RELATED_SHOWN) -> str:
@@ -208,14 +250,21 @@ def format_answer(answer: Answer, *, read_as: str | None = None) -> str:
     markers = " ".join(
         f'<span class="qa-marker">[{number}]</span>' for number in range(1, len(citations) + 1)
     )
-    parts = [
-        f'<div class="qa-reply qa-found">{_read_as(read_as)}',
-        f'<blockquote class="qa-sentence">{sentence} {markers}</blockquote>',
-    ]
+    parts = [f'<div class="qa-reply qa-found">{_read_as(read_as)}']
+    if citations and answer.text and answer.text not in answer.sentence:
+        # A speaker named in an earlier sentence ("…,” she said): the name above the quote.
+        parts.append(f'<p class="qa-short"><strong>{escape_text(answer.text)}</strong></p>')
+    parts.append(f'<blockquote class="qa-sentence">{sentence} {markers}</blockquote>')
     if answer.sources_agreeing > 1:
-        parts.append(f'<p class="qa-agree">{answer.sources_agreeing} sources agree.</p>')
+        parts.append(
+            f'<p class="qa-agree">{answer.sources_agreeing} sources agree. '
+            f'<span class="qa-reports">{escape_text(answer.corroboration)}.</span></p>'
+        )
+    as_of = f"As of {format_day(answer.as_of)}." if answer.as_of else "The sources are undated."
+    parts.append(f'<p class="qa-as-of">{escape_text(as_of)}</p>')
     if citations:
         parts.append(format_sources(citations))
+    parts.append(format_disagreements(answer))
     parts.append("</div>")
     return "".join(parts)
 

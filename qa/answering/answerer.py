@@ -27,11 +27,15 @@ from qa.answering.features import (
 )
 from qa.answering.model import AnswerModel, Linear
 from qa.embedding import Embedder
+from qa.news.annotate import NewsAnnotator
+from qa.news.conflicts import differ, kind_of, values_in
+from qa.news.dates import asks_for_latest, relative_dates
+from qa.news.speakers import asks_who_said
 from qa.reading import Focus, HeuristicReader, Reader, Span, TrainedReader
 from qa.retrieval import Retriever, clean_query
 from qa.store import ChunkFilter, IndexReader
 from qa.terms import content_stems, normalize_answer, words
-from qa.types import Answer, Citation, Hit
+from qa.types import Answer, Citation, Disagreement, Hit, Speaker
 
 # Among sentences with at least this share of the best one's evidence, the answer more articles
 # agree on wins. On SQuAD, where each fact has one source and agreement is chance, 0.1 costs 0.2
@@ -42,6 +46,12 @@ _AGREEMENT_SHARE = 0.1
 # the question words that the supported sentence's covers: on SQuAD this halves the citations of
 # unrelated articles that merely contain the same word or number (38 → 18 in 2,000 questions).
 _AGREEING_COVERAGE = 0.5
+# A sentence of another article is a rival answer (the outlets differ) when it has at least this
+# share of the best sentence's evidence and a different value of the same kind.
+_RIVAL_SHARE = 0.25
+_RIVAL_COVERAGE = 0.8  # … and its context covers this share of the best one's question words
+# For "latest"/"now" questions, the newest article wins among sentences with this share.
+_LATEST_SHARE = 0.3
 
 
 def ranked(candidates: Sequence[Candidate], ranker: Linear) -> list[Candidate]:
@@ -99,6 +109,8 @@ class Answerer:
         short_reader: picks the short answer; a `TrainedReader` also re-ranks the sentences.
         model: the ranking weights and the no-answer threshold.
         sentences_to_read: how many of the best-ranked sentences the trained reader reads.
+        news: adds resolved dates, speakers and reports to citations; None: an annotator
+            without speakers or reports (dates only).
     """
 
     def __init__(
@@ -110,8 +122,10 @@ class Answerer:
         short_reader: Reader | None = None,
         model: AnswerModel | None = None,
         sentences_to_read: int = 8,
+        news: NewsAnnotator | None = None,
     ):
         self._embedder = embedder
+        self._news = news or NewsAnnotator()
         self._collector = SentenceCollector(reader, retriever)
         self._short_reader = short_reader or HeuristicReader()
         self.model = model or AnswerModel.default()
@@ -170,13 +184,134 @@ class Answerer:
         confidence, threshold = self._confidence(candidates, read, hits)
         if confidence < threshold:
             return Answer(question, False, "", "", round(confidence, 4), [], hits, reader=name)
-        best, short, agreeing = self._best_supported(read or candidates, candidates)
+        pool = read or candidates
+        best, short, agreeing = self._best_supported(
+            pool, candidates, latest=asks_for_latest(question)
+        )
         span = best.short_span if read else self._locate(best.text, short)
+        known: dict[tuple[str, int], Speaker | None] = {}
+        if asks_who_said(question):
+            best, short, span, agreeing = self._speaker_answer(
+                pool, candidates, best, short, span, known
+            )
         citations = [self._cite(best, span)]
         citations += [self._cite(other, self._locate(other.text, short)) for other in agreeing]
-        return Answer(
-            question, True, short, best.text, round(confidence, 4), citations, hits, reader=name
+        disagreements = self._disagreements(
+            short, best, agreeing, pool, candidates, latest=asks_for_latest(question)
         )
+        # One batch for every sentence shown: the answer's and those of the outlets that differ.
+        rival_citations = [c for d in disagreements for c in d.citations]
+        annotated = self._news.annotate([*citations, *rival_citations], known)
+        citations = annotated[: len(citations)]
+        rest = iter(annotated[len(citations) :])
+        disagreements = [
+            replace(d, citations=[next(rest) for _ in d.citations]) for d in disagreements
+        ]
+        return Answer(
+            question,
+            True,
+            short,
+            best.text,
+            round(confidence, 4),
+            citations,
+            hits,
+            reader=name,
+            as_of=max((c.published for c in citations if c.published), default=""),
+            disagreements=disagreements,
+        )
+
+    def _speaker_answer(
+        self,
+        pool: list[Candidate],
+        candidates: list[Candidate],
+        best: Candidate,
+        short: str,
+        span: Span | None,
+        known: dict[tuple[str, int], Speaker | None],
+    ) -> tuple[Candidate, str, Span | None, list[Candidate]]:
+        """For "Who said …?": the best of the strong sentences that quote somebody, answered
+        with the speaker's name (its mention in the sentence marked); else the answer as it is.
+        The speakers found are added to `known`, so that no sentence is parsed twice.
+        """
+        finder = self._news.speakers
+        strong = [c for c in pool if c.score >= _AGREEMENT_SHARE * pool[0].score][:4]
+        if finder is None or not strong:
+            return best, short, span, self._agreeing(best, short, candidates)
+        for candidate in strong:  # best first: usually the first one quotes somebody
+            (speaker,) = self._news.find_speakers([self._cite(candidate, None)])
+            known[(candidate.hit.article_id, candidate.start)] = speaker
+            if speaker is None:
+                continue
+            mention: Span | None = None
+            if candidate.start <= speaker.mention_start < speaker.mention_end <= candidate.end:
+                mention = Span(
+                    speaker.mention_start - candidate.start,
+                    speaker.mention_end - candidate.start,
+                    1.0,
+                )
+            return (
+                candidate,
+                speaker.name,
+                mention,
+                self._agreeing(candidate, speaker.name, candidates),
+            )
+        return best, short, span, self._agreeing(best, short, candidates)
+
+    def _disagreements(
+        self,
+        short: str,
+        best: Candidate,
+        agreeing: list[Candidate],
+        pool: list[Candidate],
+        candidates: list[Candidate],
+        *,
+        latest: bool = False,
+    ) -> list[Disagreement]:
+        """Other values of the answer's kind that strong sentences of other articles give, or
+        that near-copies of the supporting sentence give instead of it: one per value, with
+        the articles that give it. `latest`: an older article's value is an earlier state of
+        things, not a disagreement."""
+        kind = kind_of(short)
+        if kind is None:
+            return []
+        own_date = _resolved(short, best.hit.published)
+        cited = {best.hit.article_id, *(c.hit.article_id for c in agreeing)}
+        coverage = _AGREEING_COVERAGE * best.features[CONTEXT_OVERLAP]
+        rivals: list[tuple[Candidate, Span]] = []
+        for rival in pool:
+            if rival.score < _RIVAL_SHARE * pool[0].score:
+                break
+            span = rival.short_span
+            # Only a sentence that answers the question as fully: "they last met in January
+            # 2022" is about another meeting, not another date for this one.
+            if rival.features[CONTEXT_OVERLAP] < _RIVAL_COVERAGE * best.features[CONTEXT_OVERLAP]:
+                continue
+            if span is not None and kind_of(rival.text[span.start : span.end]) == kind:
+                rivals.append((rival, span))
+        best_stems = set(content_stems(best.text))
+        for other in candidates:  # near-copies of the sentence with another value in it
+            values = values_in(other.text, kind)
+            other_stems = set(content_stems(other.text))
+            union = best_stems | other_stems
+            if values and union and len(best_stems & other_stems) / len(union) >= 0.5:
+                rivals.append((other, Span(*values[0], 1.0)))
+        found: dict[str, Disagreement] = {}
+        seen = set(cited)
+        for rival, span in rivals:
+            article_id = rival.hit.article_id
+            if article_id in seen or rival.features[CONTEXT_OVERLAP] < coverage:
+                continue
+            if latest and best.hit.published and rival.hit.published < best.hit.published:
+                continue
+            value = rival.text[span.start : span.end]
+            date = _resolved(value, rival.hit.published)
+            if not differ(short, value, first_date=own_date, second_date=date):
+                continue
+            seen.add(article_id)
+            key = normalize_answer(value)
+            entry = found.setdefault(key, Disagreement(value, []))
+            entry.citations.append(self._cite(rival, span))
+        return list(found.values())
 
     def _confidence(
         self, candidates: list[Candidate], read: list[Candidate], hits: list[Hit]
@@ -191,11 +326,16 @@ class Answerer:
         )
 
     def _best_supported(
-        self, ranked_pool: list[Candidate], candidates: list[Candidate] | None = None
+        self,
+        ranked_pool: list[Candidate],
+        candidates: list[Candidate] | None = None,
+        *,
+        latest: bool = False,
     ) -> tuple[Candidate, str, list[Candidate]]:
         """Among the sentences of `ranked_pool` with at least _AGREEMENT_SHARE of the best one's
         evidence, the answer more articles report (among all `candidates`, by default the pool
-        itself), then the order.
+        itself), then the order. `latest`: the newest dated article among those with at least
+        _LATEST_SHARE of it comes first.
         """
         candidates = ranked_pool if candidates is None else candidates
         options = []
@@ -206,6 +346,12 @@ class Answerer:
             short = rival.text[span.start : span.end] if span else ""
             agreeing = self._agreeing(rival, short, candidates)
             options.append(((len(agreeing), rival.evidence), rival, short, agreeing))
+        if latest:
+            strong = [o for o in options if o[1].score >= _LATEST_SHARE * ranked_pool[0].score]
+            _, chosen, short, agreeing = max(
+                strong, key=lambda option: (option[1].hit.published, option[0])
+            )
+            return chosen, short, agreeing
         _, chosen, short, agreeing = max(options, key=lambda option: option[0])
         return chosen, short, agreeing
 
@@ -226,6 +372,8 @@ class Answerer:
             other_stems = set(content_stems(other.text))
             union = best_stems | other_stems
             near_duplicate = bool(union) and len(best_stems & other_stems) / len(union) >= 0.5
+            if near_duplicate and not same_answer and _gives_other_value(short, other.text):
+                continue  # the same sentence with another figure: the outlets differ
             if same_answer or near_duplicate:
                 agreeing[other.hit.article_id] = other
         return list(agreeing.values())
@@ -264,3 +412,19 @@ class Answerer:
             span_end=span_end,
             score=round(candidate.score, 4),
         )
+
+
+def _gives_other_value(short: str, sentence: str) -> bool:
+    """Whether `sentence` holds a value of the short answer's kind (a number or a date) that
+    differs from it."""
+    kind = kind_of(short)
+    if kind is None:
+        return False
+    values = [sentence[s:e] for s, e in values_in(sentence, kind)]
+    return bool(values) and all(differ(short, value) for value in values)
+
+
+def _resolved(value: str, published: str) -> str:
+    """The ISO date a relative short answer ("Thursday") names in an article of `published`."""
+    mentions = relative_dates(value, published)
+    return mentions[0].date or "" if mentions else ""

@@ -82,6 +82,20 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL
 );
+-- Near-duplicate articles (qa/news/copies.py): each article's MinHash signature and report
+-- (the article id of its group's first article), and the band keys that find candidates.
+CREATE TABLE IF NOT EXISTS article_copies (
+    article INTEGER PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
+    report TEXT NOT NULL,  -- the article id of the group's first article
+    signature BLOB NOT NULL  -- PERMUTATIONS unsigned 64-bit MinHash values
+);
+CREATE TABLE IF NOT EXISTS article_copy_bands (
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    band INTEGER NOT NULL,
+    key INTEGER NOT NULL,
+    PRIMARY KEY (band, key, article)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS article_copy_bands_article ON article_copy_bands(article);
 -- The commit record of the rows and segments: one row, changed by every build.
 CREATE TABLE IF NOT EXISTS state (
     id INTEGER PRIMARY KEY CHECK (id = 1),

@@ -102,6 +102,11 @@ class GenerationWriter:
 
     # --- rows ------------------------------------------------------------------------------
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The new generation's database, inside the build's transaction (for derived tables)."""
+        return self._db
+
     def remove_articles(self, article_ids: Iterable[str]) -> int:
         """Delete articles with their chunks; their vectors are marked deleted. Returns how
         many chunks went."""
