@@ -262,7 +262,8 @@ def _child(step: str, *args: str) -> dict[str, Any]:
         check=False,
     )
     if done.returncode != 0:
-        raise SystemExit(f"step {step} failed:\n{done.stderr[-3000:]}")
+        print(f"step {step} failed:\n{done.stderr[-3000:]}", file=sys.stderr, flush=True)
+        return {f"{step}_failed": done.stderr[-300:]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import example, given, settings
@@ -278,6 +279,7 @@ class RankedReader:
         self.dense, self.lexical = dense, lexical
         self.sentences = dense if sentences is None else sentences
         self.asked: dict[str, int] = {}
+        self.manifest = SimpleNamespace(chunks=len(set(dense) | set(lexical)))
 
     def filtered_chunk_ids(self, filters: ChunkFilter) -> list[int]:
         return sorted(set(self.dense) | set(self.lexical) | set(self.sentences))
@@ -823,3 +825,33 @@ def test_a_filter_naming_300000_articles_needs_no_sql_variable_per_id(newsroom, 
     hits = newsroom.search(QUERY, k=3, article_ids=[*many, "small-1.md"], mode=mode)
     assert hits and {hit.article_id for hit in hits} == {"small-1.md"}
     assert newsroom.search(QUERY, k=3, article_ids=many, mode=mode) == []
+
+
+class _CountingReader:
+    """Stands in for an index of `passages` chunks whose words occur in `frequencies`."""
+
+    def __init__(self, passages: int, frequencies: dict[str, int]):
+        self.manifest = SimpleNamespace(chunks=passages)
+        self._frequencies = frequencies
+
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        return {term: self._frequencies[term] for term in terms if term in self._frequencies}
+
+
+@pytest.mark.parametrize(
+    ("passages", "expected"),
+    [
+        (5_000, '"harbour" OR "council" OR "crane"'),  # a small index: every word
+        (1_000_000, '"harbour" OR "crane"'),  # "council" is in 30% of the passages
+    ],
+)
+def test_common_words_are_left_out_of_the_match_only_in_a_big_index(passages, expected):
+    reader = _CountingReader(passages, {"harbour": 900, "council": 300_000, "crane": 40})
+    retriever = Retriever(reader, FakeEmbedder())  # type: ignore[arg-type]
+    assert retriever._lexical_match("the harbour council crane?") == expected
+
+
+def test_when_every_word_is_common_the_rarest_stays():
+    reader = _CountingReader(1_000_000, {"council": 300_000, "year": 200_000})
+    retriever = Retriever(reader, FakeEmbedder())  # type: ignore[arg-type]
+    assert retriever._lexical_match("council year") == '"year"'

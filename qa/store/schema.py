@@ -60,6 +60,8 @@ CREATE INDEX IF NOT EXISTS sentence_vectors_sentence ON sentence_vectors(article
 -- Per-term document frequencies of the full-text table (IDF for sentence scoring).
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
+-- What an incremental build compares the corpus with, read without the articles' text pages.
+CREATE INDEX IF NOT EXISTS articles_catalog ON articles(article_id, path, content_hash);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 -- The vector segments that make up the index (files in segments/, never changed once written).
 CREATE TABLE IF NOT EXISTS segments (

@@ -91,8 +91,9 @@ class GenerationWriter:
             (self._folder / SEGMENTS).mkdir(parents=True)
         self._segments = self._folder / SEGMENTS
         self._db = connect(self._folder / DATABASE, read_only=False, staging=base is None)
-        if base is None:
-            self._db.executescript(SCHEMA)
+        # Tables added since the index was built appear empty (every statement is IF NOT
+        # EXISTS); before BEGIN, since executescript commits a transaction it finds open.
+        self._db.executescript(SCHEMA)
         self._db.execute("BEGIN IMMEDIATE")
         self._remove_unnamed_segment_files()
         self._pending: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {
