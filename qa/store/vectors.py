@@ -135,7 +135,7 @@ def read_ids(folder: Path, segment: Segment) -> np.ndarray:
 
 def read_rows(folder: Path, segment: Segment, dimension: int) -> tuple[np.ndarray, np.ndarray]:
     """A segment's ids and its vectors (float32)."""
-    ids = np.load(folder / f"{segment.name}{IDS}")
+    ids = read_ids(folder, segment)
     rows = np.fromfile(folder / f"{segment.name}{ROWS}", dtype=np.float16)
     return ids, rows.reshape(len(ids), dimension).astype(np.float32)
 
@@ -193,7 +193,7 @@ class VectorSet:
         try:
             for segment in self.segments:
                 if segment.coded:
-                    ids = np.load(folder / f"{segment.name}{IDS}")
+                    ids = read_ids(folder, segment)
                     keep = ~np.isin(ids, gone)
                     coded_ids.append(ids[keep])
                     rows = np.flatnonzero(keep)
