@@ -152,3 +152,70 @@ def test_holdout_judges_every_epoch_and_other_settings_do_not_resume(tmp_path: P
     refused = run_training(data, output, "--holdout", "--learning-rate", "1e-3")
     assert refused.returncode != 0
     assert "other settings" in refused.stderr and "learning_rate" in refused.stderr
+
+
+def test_all_answers_are_learned_as_one_marginal_likelihood() -> None:
+    import torch
+
+    from qa.training.reader import TrainingConfig, Window, gold_spans, marginal_span_loss, windows
+    from qa.training.squad import Example
+
+    start_logits, end_logits = torch.randn(3, 40), torch.randn(3, 40)
+    first = [Window([0] * 40, [0] * 40, s, e, ((s, e),)) for s, e in [(3, 4), (7, 9), (0, 0)]]
+    single = (
+        torch.nn.functional.cross_entropy(start_logits, torch.tensor([3, 7, 0]))
+        + torch.nn.functional.cross_entropy(end_logits, torch.tensor([4, 9, 0]))
+    ) / 2
+    loss = marginal_span_loss(start_logits, end_logits, *gold_spans(first))
+    assert float(loss) == pytest.approx(float(single), rel=1e-5)
+    # A second gold span of the first window can only make the gold more likely.
+    both = [Window([0] * 40, [0] * 40, 3, 4, ((3, 4), (5, 6))), *first[1:]]
+    assert float(marginal_span_loss(start_logits, end_logits, *gold_spans(both))) < float(loss)
+
+    from transformers import AutoTokenizer
+
+    from qa.training.reader import base_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model_path("default"))
+    context = "The bridge in Lumbridge reopened on Tuesday after repairs."
+    example = Example(
+        "Lumbridge",
+        "When did it reopen?",
+        context,
+        ("on Tuesday", "Tuesday", "Tuesday"),
+        (context.index("on Tuesday"), context.index("Tuesday"), context.index("Tuesday")),
+    )
+    config = TrainingConfig(data="", output="", all_answers=True)
+    (window,) = windows(tokenizer, [example], config)
+    assert len(window.spans) == 2 and window.spans[0] == (window.start, window.end)
+    for start, end in window.spans:
+        text = tokenizer.decode(window.input_ids[start : end + 1])
+        assert text in ("on tuesday", "tuesday")
+    (plain,) = windows(tokenizer, [example], TrainingConfig(data="", output=""))
+    assert plain.spans == () and (plain.start, plain.end) == window.spans[0]
+
+
+def test_moving_average_is_checkpointed_resumed_and_exported(tmp_path: Path) -> None:
+    data = tiny_squad(tmp_path / "tiny.json")
+    output = tmp_path / "ema"
+    fast = ("--all-answers", "--ema", "0.5", "--learning-rate", "5e-3")  # steps that show
+    train(data, output, *fast, "--max-steps", "3")
+    pointer = json.loads((output / CHECKPOINTS / LATEST).read_text())["folder"]
+    assert (output / CHECKPOINTS / pointer / "average.safetensors").exists()
+    result = train(data, output, *fast)
+    assert "at step 3/6" in result.stderr
+
+    # The exported model is the moving average, not the last step's weights.
+    final = state(output)
+    assert final["progress"]["step"] == 6
+    folder = (
+        output / CHECKPOINTS / json.loads((output / CHECKPOINTS / LATEST).read_text())["folder"]
+    )
+    average, last, exported = (
+        weights(folder, "average"),
+        weights(folder, "model"),
+        weights(output),
+    )
+    name = "qa_outputs.weight"
+    apart = (last[name] - average[name]).abs().max()
+    assert (exported[name].float() - average[name]).abs().max() <= 0.05 * apart

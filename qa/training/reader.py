@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import torch
 
 CHECKPOINTS = "checkpoints"
+AVERAGE = "average.safetensors"
 LATEST = "latest.json"
 
 
@@ -63,6 +64,12 @@ class TrainingConfig:
     checkpoint_minutes: float = 5.0
     # The exported weights are the mean of the last N epochs' end weights (1: the last only).
     average_epochs: int = 1
+    # Learn every distinct gold span of a question (SQuAD gives up to five annotators'
+    # answers), as one marginal likelihood, instead of only the first annotator's.
+    all_answers: bool = False
+    # Also keep an exponential moving average of the weights with this decay (0: none); it is
+    # judged beside the raw weights and, when set, exported instead of them.
+    ema: float = 0.0
     limit: int | None = None  # only the first N training questions (tests, quick trials)
     max_steps: int | None = None  # stop after this many steps (tests)
 
@@ -82,12 +89,41 @@ class Progress:
 
 @dataclass(frozen=True)
 class Window:
-    """One tokenized question + context window with its answer's token positions (0 = none)."""
+    """One tokenized question + context window with its answer's token positions (0 = none)
+    and, with `all_answers`, every gold span that lies inside it (the first is `start, end`)."""
 
     input_ids: list[int]
     token_type_ids: list[int]
     start: int
     end: int
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+class MovingAverage:
+    """An exponential moving average of a model's floating-point weights (Polyak averaging),
+    which is often better than the weights at any one step."""
+
+    def __init__(self, model: Any, decay: float) -> None:
+        self.decay = decay
+        self.weights = {
+            name: value.detach().clone()
+            for name, value in model.state_dict().items()
+            if value.is_floating_point()
+        }
+
+    def update(self, model: Any) -> None:
+        import torch
+
+        with torch.no_grad():
+            for name, value in model.state_dict().items():
+                if name in self.weights:
+                    self.weights[name].mul_(self.decay).add_(value, alpha=1 - self.decay)
+
+    def swapped_into(self, model: Any) -> dict[str, Any]:
+        """Load the averaged weights into `model`; returns its own weights to put back."""
+        own = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        model.load_state_dict({**own, **self.weights})
+        return own
 
 
 def split(config: TrainingConfig) -> tuple[list[Example], list[Example]]:
@@ -115,16 +151,28 @@ def windows(tokenizer: Any, examples: Sequence[Example], config: TrainingConfig)
     result = []
     for i, offsets in enumerate(encoded["offset_mapping"]):
         example = examples[encoded["overflow_to_sample_mapping"][i]]
-        answer_start = example.answer_starts[0]
-        answer_end = answer_start + len(example.answers[0])
         sequence = encoded.sequence_ids(i)
         context = [t for t, s in enumerate(sequence) if s == 1]
-        start = end = 0
-        if offsets[context[0]][0] <= answer_start and answer_end <= offsets[context[-1]][1]:
-            start = next(t for t in context if offsets[t][1] > answer_start)
-            end = next(t for t in reversed(context) if offsets[t][0] < answer_end)
+        golds = list(zip(example.answer_starts, example.answers, strict=True))
+        if not config.all_answers:
+            golds = golds[:1]
+        spans: list[tuple[int, int]] = []
+        for answer_start, answer in golds:
+            answer_end = answer_start + len(answer)
+            if offsets[context[0]][0] <= answer_start and answer_end <= offsets[context[-1]][1]:
+                start = next(t for t in context if offsets[t][1] > answer_start)
+                end = next(t for t in reversed(context) if offsets[t][0] < answer_end)
+                if (start, max(start, end)) not in spans:
+                    spans.append((start, max(start, end)))
+        start, end = spans[0] if spans else (0, 0)
         result.append(
-            Window(encoded["input_ids"][i], encoded["token_type_ids"][i], start, max(start, end))
+            Window(
+                encoded["input_ids"][i],
+                encoded["token_type_ids"][i],
+                start,
+                end,
+                tuple(spans) if config.all_answers else (),
+            )
         )
     return result
 
@@ -164,6 +212,36 @@ def collate(windows_: Sequence[Window], pad_id: int) -> dict[str, torch.Tensor]:
     }
 
 
+def gold_spans(windows_: Sequence[Window]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every window's gold spans as (windows × most spans) start and end positions, padded
+    with -1; a window without any points at [CLS]."""
+    import torch
+
+    spans = [list(w.spans) or [(w.start, w.end)] for w in windows_]
+    width = max(len(s) for s in spans)
+    starts = torch.full((len(windows_), width), -1, dtype=torch.long)
+    ends = torch.full((len(windows_), width), -1, dtype=torch.long)
+    for row, row_spans in enumerate(spans):
+        for column, (start, end) in enumerate(row_spans):
+            starts[row, column], ends[row, column] = start, end
+    return starts, ends
+
+
+def marginal_span_loss(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
+) -> torch.Tensor:
+    """Minus the log of the probability of any gold span, halved so that with one gold span
+    it equals the usual mean of the start and end cross-entropies."""
+    import torch
+
+    start_log = torch.log_softmax(start_logits, dim=-1)
+    end_log = torch.log_softmax(end_logits, dim=-1)
+    present = starts >= 0
+    span_log = start_log.gather(1, starts.clamp(min=0)) + end_log.gather(1, ends.clamp(min=0))
+    span_log = span_log.masked_fill(~present, float("-inf"))
+    return -torch.logsumexp(span_log, dim=-1).mean() / 2
+
+
 def learning_rate(config: TrainingConfig, step: int, total: int) -> float:
     warmup = max(1, int(config.warmup * total))
     if step < warmup:
@@ -183,7 +261,12 @@ def base_model_path(name: str) -> str:
 
 
 def save_checkpoint(
-    output: Path, model: Any, optimizer: Any, progress: Progress, config: TrainingConfig
+    output: Path,
+    model: Any,
+    optimizer: Any,
+    progress: Progress,
+    config: TrainingConfig,
+    average: MovingAverage | None = None,
 ) -> Path:
     """Write a complete checkpoint folder, then point `latest.json` at it, then drop older ones:
     a run killed at any moment leaves the previous checkpoint intact."""
@@ -205,6 +288,8 @@ def save_checkpoint(
                 moments[f"{key}/{names[id(parameter)]}"] = value.detach().reshape(-1).clone()
     moments["rng/torch"] = torch.get_rng_state()
     save_file(moments, str(folder / "optimizer.safetensors"))
+    if average is not None:
+        save_file(average.weights, str(folder / AVERAGE))
     state = {"config": asdict(config), "progress": asdict(progress)}
     atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
     fsync_directory(folder)
@@ -222,7 +307,13 @@ def latest_checkpoint(output: Path) -> Path | None:
     return output / CHECKPOINTS / json.loads(pointer.read_text("utf-8"))["folder"]
 
 
-def load_checkpoint(folder: Path, model: Any, optimizer: Any, config: TrainingConfig) -> Progress:
+def load_checkpoint(
+    folder: Path,
+    model: Any,
+    optimizer: Any,
+    config: TrainingConfig,
+    average: MovingAverage | None = None,
+) -> Progress:
     import torch
     from safetensors.torch import load_file
 
@@ -245,6 +336,8 @@ def load_checkpoint(folder: Path, model: Any, optimizer: Any, config: TrainingCo
         parameter = parameters[name]
         value = value if kind == "step" else value.reshape(parameter.shape)
         optimizer.state[parameter][kind] = value
+    if average is not None:
+        average.weights = load_file(str(folder / AVERAGE))
     return Progress(**state["progress"])
 
 
@@ -299,10 +392,11 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
         },
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    average = MovingAverage(model, config.ema) if config.ema > 0 else None
     progress = Progress()
     checkpoint = latest_checkpoint(output)
     if checkpoint is not None:
-        progress = load_checkpoint(checkpoint, model, optimizer, config)
+        progress = load_checkpoint(checkpoint, model, optimizer, config, average)
         print(f"resumed from {checkpoint} at step {progress.step}/{total}", file=log, flush=True)
 
     bar = tqdm(
@@ -319,18 +413,27 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
         plan = batches(train_windows, config.batch_size, config.seed + progress.epoch)
         for index in range(progress.batch_in_epoch, len(plan)):
             if config.max_steps is not None and progress.step >= config.max_steps:
-                save_checkpoint(output, model, optimizer, progress, config)
+                save_checkpoint(output, model, optimizer, progress, config, average)
                 bar.close()
                 return progress
             began = time.monotonic()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, progress.step, total)
-            batch = collate([train_windows[i] for i in plan[index]], tokenizer.pad_token_id)
-            loss = model(**batch).loss
+            chosen = [train_windows[i] for i in plan[index]]
+            batch = collate(chosen, tokenizer.pad_token_id)
+            if config.all_answers:
+                outputs = model(**{k: v for k, v in batch.items() if not k.endswith("positions")})
+                loss = marginal_span_loss(
+                    outputs.start_logits, outputs.end_logits, *gold_spans(chosen)
+                )
+            else:
+                loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update(model)
             recent = [*recent[-49:], loss.item()]
             progress.epoch_loss += recent[-1]
             progress.step += 1
@@ -339,7 +442,7 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
             bar.update(1)
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", refresh=False)
             if time.monotonic() - last_save >= config.checkpoint_minutes * 60:
-                save_checkpoint(output, model, optimizer, progress, config)
+                save_checkpoint(output, model, optimizer, progress, config, average)
                 last_save = time.monotonic()
         progress.losses.append(progress.epoch_loss / max(1, len(plan)))
         progress.epoch_loss = 0.0
@@ -347,7 +450,7 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
         progress.batch_in_epoch = 0
         if progress.epoch > config.epochs - config.average_epochs:
             save_epoch_weights(output, model, progress.epoch)
-        save_checkpoint(output, model, optimizer, progress, config)
+        save_checkpoint(output, model, optimizer, progress, config, average)
         if evaluation:
             figures = judge(model, tokenizer, evaluation, config)
             progress.evaluations.append(figures)
@@ -357,8 +460,19 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
                 file=log,
                 flush=True,
             )
+            if average is not None:
+                own = average.swapped_into(model)
+                figures = judge(model, tokenizer, evaluation, config)
+                model.load_state_dict(own)
+                progress.evaluations.append({**figures, "ema": config.ema})
+                print(
+                    f"epoch {progress.epoch}, moving average: held-out EM {figures['em']:.1f}, "
+                    f"F1 {figures['f1']:.1f}",
+                    file=log,
+                    flush=True,
+                )
             model.train()
-        save_checkpoint(output, model, optimizer, progress, config)
+        save_checkpoint(output, model, optimizer, progress, config, average)
         last_save = time.monotonic()
     bar.close()
     if config.average_epochs > 1:
@@ -375,6 +489,8 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
                 file=log,
                 flush=True,
             )
+    if average is not None:
+        average.swapped_into(model)
     export(model, tokenizer, output, config, progress)
     return progress
 
@@ -478,6 +594,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.average_epochs,
         help="export the mean of the last N epochs' weights",
     )
+    parser.add_argument(
+        "--all-answers",
+        action="store_true",
+        help="learn every distinct gold answer of a question, not only the first",
+    )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=defaults.ema,
+        help="keep a moving average of the weights with this decay and export it",
+    )
     parser.add_argument("--limit", type=int, help="only the first N training questions")
     parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after N steps")
 
@@ -498,6 +625,8 @@ def config_from(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         checkpoint_minutes=args.checkpoint_minutes,
         average_epochs=args.average_epochs,
+        all_answers=args.all_answers,
+        ema=args.ema,
         limit=args.limit,
         max_steps=args.max_steps,
     )
