@@ -251,6 +251,14 @@ def test_default_corpus_meeting_date_has_no_false_disagreement(
     answer = default_assistant.ask("When did Blinken and Lavrov meet?")
     assert answer.text == "March 2"
     assert answer.disagreements == []
+    # The second story's sentences that say "March 2" do not name Lavrov: the sentence after
+    # them does ("Blinken met with ... Lavrov"), so their reading window decides the agreement.
+    assert sorted(c.article_id for c in answer.citations) == [
+        "000_1bfc4a3eb4545184.txt",
+        "004_9a287114b1b7ba7a.txt",
+    ]
+    assert "March 2" in answer.citations[1].sentence
+    assert answer.corroboration == "2 independent reports"
 
 
 def test_default_corpus_thursday_is_not_guessed_while_undated(

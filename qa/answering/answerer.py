@@ -31,7 +31,7 @@ from qa.news.annotate import NewsAnnotator
 from qa.news.conflicts import differ, kind_of, values_in
 from qa.news.dates import asks_for_latest, relative_dates
 from qa.news.speakers import asks_who_said
-from qa.reading import Focus, HeuristicReader, Reader, Span, TrainedReader
+from qa.reading import Focus, HeuristicReader, Reader, Span, TrainedReader, question_terms
 from qa.retrieval import Retriever, clean_query
 from qa.store import ChunkFilter, IndexReader
 from qa.terms import content_stems, normalize_answer, words
@@ -46,6 +46,9 @@ _AGREEMENT_SHARE = 0.1
 # the question words that the supported sentence's covers: on SQuAD this halves the citations of
 # unrelated articles that merely contain the same word or number (38 → 18 in 2,000 questions).
 _AGREEING_COVERAGE = 0.5
+# … or when its reading window, both sides of it, holds this share of the question words that
+# the supported sentence's window holds.
+_WINDOW_COVERAGE = 0.8
 # A sentence of another article is a rival answer (the outlets differ) when it has at least this
 # share of the best sentence's evidence and a different value of the same kind.
 _RIVAL_SHARE = 0.25
@@ -74,6 +77,20 @@ def _by_values(candidates: Sequence[Candidate], evidence: Sequence[float]) -> li
         for c, e in zip(candidates, evidence, strict=True)
     ]
     return sorted(scored, key=lambda c: (-c.evidence, c.hit.article_id, c.start))
+
+
+def _inside(candidates: Sequence[Candidate], read: Sequence[Candidate]) -> list[Candidate]:
+    """The `candidates` whose sentence lies inside a text of `read`: the reader's scores over
+    that text give their readings at no further model cost."""
+    out = []
+    for c in candidates:
+        for r in read:
+            if r.hit.article_id == c.hit.article_id and (
+                r.context_start <= c.start and c.end <= r.context_start + len(r.context)
+            ):
+                out.append(replace(c, context=r.context, context_start=r.context_start))
+                break
+    return out
 
 
 def _shared_contexts(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -108,7 +125,8 @@ class Answerer:
         embedder: embeds the question once for both retrieval and scoring.
         short_reader: picks the short answer; a `TrainedReader` also re-ranks the sentences.
         model: the ranking weights and the no-answer threshold.
-        sentences_to_read: how many of the best-ranked sentences the trained reader reads.
+        sentences_to_read: how many of the best-ranked sentences the trained reader reads (the
+            sentences lying inside the text read with them are read too, at no model cost).
         news: adds resolved dates, speakers and reports to citations; None: an annotator
             without speakers or reports (dates only).
     """
@@ -161,14 +179,14 @@ class Answerer:
         if not isinstance(self._short_reader, TrainedReader) or not candidates:
             return []
         top = _shared_contexts(candidates[: self._sentences_to_read])
+        top += _inside(candidates[self._sentences_to_read :], top)
         focuses = [
             Focus(c.context, c.start - c.context_start, c.end - c.context_start) for c in top
         ]
         readings = self._short_reader.read_focused(question, focuses)
         read = [replace(c, reading=r) for c, r in zip(top, readings, strict=True)]
-        read = [
-            replace(c, reader_features=f) for c, f in zip(read, reader_features(read), strict=True)
-        ]
+        features = reader_features(read, question)
+        read = [replace(c, reader_features=f) for c, f in zip(read, features, strict=True)]
         if self.model.reader is None:
             return read
         return reranked(read, self.model.reader.reranker)
@@ -185,14 +203,15 @@ class Answerer:
         if confidence < threshold:
             return Answer(question, False, "", "", round(confidence, 4), [], hits, reader=name)
         pool = read or candidates
+        asked = frozenset(content_stems(question_terms(question)))
         best, short, agreeing = self._best_supported(
-            pool, candidates, latest=asks_for_latest(question)
+            pool, candidates, asked, latest=asks_for_latest(question)
         )
         span = best.short_span if read else self._locate(best.text, short)
         known: dict[tuple[str, int], Speaker | None] = {}
         if asks_who_said(question):
             best, short, span, agreeing = self._speaker_answer(
-                pool, candidates, best, short, span, known
+                pool, candidates, asked, best, short, span, known
             )
         citations = [self._cite(best, span)]
         citations += [self._cite(other, self._locate(other.text, short)) for other in agreeing]
@@ -224,6 +243,7 @@ class Answerer:
         self,
         pool: list[Candidate],
         candidates: list[Candidate],
+        asked: frozenset[str],
         best: Candidate,
         short: str,
         span: Span | None,
@@ -236,7 +256,7 @@ class Answerer:
         finder = self._news.speakers
         strong = [c for c in pool if c.score >= _AGREEMENT_SHARE * pool[0].score][:4]
         if finder is None or not strong:
-            return best, short, span, self._agreeing(best, short, candidates)
+            return best, short, span, self._agreeing(best, short, candidates, asked)
         for candidate in strong:  # best first: usually the first one quotes somebody
             (speaker,) = self._news.find_speakers([self._cite(candidate, None)])
             known[(candidate.hit.article_id, candidate.start)] = speaker
@@ -253,9 +273,9 @@ class Answerer:
                 candidate,
                 speaker.name,
                 mention,
-                self._agreeing(candidate, speaker.name, candidates),
+                self._agreeing(candidate, speaker.name, candidates, asked),
             )
-        return best, short, span, self._agreeing(best, short, candidates)
+        return best, short, span, self._agreeing(best, short, candidates, asked)
 
     def _disagreements(
         self,
@@ -329,6 +349,7 @@ class Answerer:
         self,
         ranked_pool: list[Candidate],
         candidates: list[Candidate] | None = None,
+        asked: frozenset[str] = frozenset(),
         *,
         latest: bool = False,
     ) -> tuple[Candidate, str, list[Candidate]]:
@@ -344,7 +365,7 @@ class Answerer:
                 break
             span = rival.short_span
             short = rival.text[span.start : span.end] if span else ""
-            agreeing = self._agreeing(rival, short, candidates)
+            agreeing = self._agreeing(rival, short, candidates, asked)
             options.append(((len(agreeing), rival.evidence), rival, short, agreeing))
         if latest:
             strong = [o for o in options if o[1].score >= _LATEST_SHARE * ranked_pool[0].score]
@@ -356,26 +377,36 @@ class Answerer:
         return chosen, short, agreeing
 
     def _agreeing(
-        self, best: Candidate, short: str, candidates: list[Candidate]
+        self,
+        best: Candidate,
+        short: str,
+        candidates: list[Candidate],
+        asked: frozenset[str] = frozenset(),
     ) -> list[Candidate]:
-        """The best sentence of each other article that supports the same answer."""
+        """The best sentence of each other article that supports the same answer. `asked`: the
+        question's content stems."""
         wanted = normalize_answer(short)
         best_stems = set(content_stems(best.text))
         coverage = max(_AGREEING_COVERAGE * best.features[CONTEXT_OVERLAP], 1e-9)
+        best_window: frozenset[str] | None = None
         agreeing: dict[str, Candidate] = {}
         for other in candidates:  # every sentence of the passages read, best first
             if other.hit.article_id == best.hit.article_id or other.hit.article_id in agreeing:
                 continue
-            if other.features[CONTEXT_OVERLAP] < coverage:
-                continue  # about something else: it shares too few of the question's words
             same_answer = bool(wanted) and f" {wanted} " in f" {normalize_answer(other.text)} "
             other_stems = set(content_stems(other.text))
             union = best_stems | other_stems
             near_duplicate = bool(union) and len(best_stems & other_stems) / len(union) >= 0.5
+            if not (same_answer or near_duplicate):
+                continue
+            if other.features[CONTEXT_OVERLAP] < coverage:
+                if best_window is None:
+                    best_window = asked & frozenset(content_stems(best.context or best.text))
+                if not _covers(other.context, best_window):
+                    continue  # about something else: it shares too few of the question's words
             if near_duplicate and not same_answer and _gives_other_value(short, other.text):
                 continue  # the same sentence with another figure: the outlets differ
-            if same_answer or near_duplicate:
-                agreeing[other.hit.article_id] = other
+            agreeing[other.hit.article_id] = other
         return list(agreeing.values())
 
     @staticmethod
@@ -412,6 +443,15 @@ class Answerer:
             span_end=span_end,
             score=round(candidate.score, 4),
         )
+
+
+def _covers(window: str, stems: frozenset[str]) -> bool:
+    """Whether a sentence's reading window holds at least _WINDOW_COVERAGE of `stems` (the
+    question words around the supported sentence): a news lede often names the people only in
+    the next sentence ("The US and Russia on March 2 held talks. Blinken met Lavrov ...")."""
+    if not stems or not window:
+        return False
+    return len(stems & set(content_stems(window))) >= _WINDOW_COVERAGE * len(stems)
 
 
 def _gives_other_value(short: str, sentence: str) -> bool:

@@ -67,6 +67,7 @@ READER_FEATURES = (
     "reader_margin",  # the reader's best span score in the sentence minus its "no answer" score
     "reader_gap",  # its span score minus the best span score among the sentences read (≤ 0)
     "reader_share",  # softmax share of its span score among the sentences read
+    "reader_typed",  # the reader's span is the measure the question asks for (when, how long...)
 )
 READER_ANSWERABILITY_FEATURES = (
     *ANSWERABILITY_FEATURES,
@@ -76,6 +77,7 @@ READER_ANSWERABILITY_FEATURES = (
     "max_reader_margin",
 )
 
+_MEASURES = ("date", "duration", "number")
 _CONTEXT_CHARS = 600  # sentences this far before a passage are read with it
 _WINDOW_CHARS = 560  # a sentence and its neighbours, read together: about 130 tokens
 
@@ -264,8 +266,11 @@ def _window(sentences: Sequence[tuple[int, int]], position: int) -> tuple[int, i
     return start, end
 
 
-def reader_features(candidates: Sequence[Candidate]) -> list[tuple[float, ...]]:
+def reader_features(candidates: Sequence[Candidate], question: str) -> list[tuple[float, ...]]:
     """READER_FEATURES of the candidates the trained reader read (each has a `reading`)."""
+    _, kinds = question_type(question)
+    # Only measures: their patterns are reliable, and a date is no answer to "how long".
+    asks_kind = bool(kinds) and kinds[0] in _MEASURES
     logits = [c.reading.logit if c.reading else -math.inf for c in candidates]
     top = max(logits)
     if not math.isfinite(top):
@@ -277,7 +282,17 @@ def reader_features(candidates: Sequence[Candidate]) -> list[tuple[float, ...]]:
         reading = candidate.reading
         margin = reading.margin if reading and math.isfinite(reading.logit) else -30.0
         gap = logit - top if math.isfinite(logit) else -30.0
-        rows.append((candidate.evidence, max(-30.0, margin), max(-30.0, gap), exponent / total))
+        span = candidate.short_span if reading else None
+        typed = asks_kind and span is not None and is_kind(candidate.text, span, kinds[0])
+        rows.append(
+            (
+                candidate.evidence,
+                max(-30.0, margin),
+                max(-30.0, gap),
+                exponent / total,
+                float(typed),
+            )
+        )
     return rows
 
 

@@ -240,9 +240,18 @@ class TrainedReader:
         start_logits, end_logits = self._logits([e for _, e in windows])
         best: list[Reading | None] = [None] * len(focuses)
         for row, (text, encoding) in enumerate(windows):
+            # Shared by every focus on this text (the sentences read with their neighbours).
+            offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+            in_passage = np.asarray([s == 1 for s in encoding.sequence_ids])
+            in_passage &= offsets[:, 1] > offsets[:, 0]
             for index in of_text[text]:
                 reading = self._decode(
-                    encoding, start_logits[row], end_logits[row], focuses[index], of_kind[text]
+                    offsets,
+                    in_passage,
+                    start_logits[row],
+                    end_logits[row],
+                    focuses[index],
+                    of_kind[text],
                 )
                 current = best[index]
                 if reading is not None and (current is None or reading.logit > current.logit):
@@ -274,16 +283,16 @@ class TrainedReader:
 
     def _decode(
         self,
-        encoding: Any,
+        offsets: np.ndarray,
+        in_passage: np.ndarray,
         start_logits: np.ndarray,
         end_logits: np.ndarray,
         focus: Focus,
         of_kind: Sequence[tuple[int, int]] = (),
     ) -> Reading | None:
-        offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
-        in_passage = np.asarray([s == 1 for s in encoding.sequence_ids])
+        """The best span inside `focus` of one window (token `offsets` into the text; tokens
+        `in_passage` are the text's, not the question's or padding)."""
         allowed = in_passage & (offsets[:, 0] >= focus.start) & (offsets[:, 1] <= focus.end)
-        allowed &= offsets[:, 1] > offsets[:, 0]
         positions = np.flatnonzero(allowed)
         if positions.size == 0:
             return None
