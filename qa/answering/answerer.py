@@ -79,23 +79,13 @@ def _by_values(candidates: Sequence[Candidate], evidence: Sequence[float]) -> li
     return sorted(scored, key=lambda c: (-c.evidence, c.hit.article_id, c.start))
 
 
-def _inside(candidates: Sequence[Candidate], read: Sequence[Candidate]) -> list[Candidate]:
-    """The `candidates` whose sentence lies inside a text of `read`: the reader's scores over
-    that text give their readings at no further model cost."""
-    out = []
-    for c in candidates:
-        for r in read:
-            if r.hit.article_id == c.hit.article_id and (
-                r.context_start <= c.start and c.end <= r.context_start + len(r.context)
-            ):
-                out.append(replace(c, context=r.context, context_start=r.context_start))
-                break
-    return out
-
-
-def _shared_contexts(candidates: Sequence[Candidate]) -> list[Candidate]:
+def _shared_contexts(
+    candidates: Sequence[Candidate], others: Sequence[Candidate] = ()
+) -> list[Candidate]:
     """The candidates with the reading windows of one article's sentences merged where they
-    overlap: the reader then reads each stretch of text once for all its sentences."""
+    overlap: the reader then reads each stretch of text once for all its sentences. Then those
+    of `others` whose sentence lies inside one of these texts: the reader's scores over it give
+    their readings at no further model cost."""
     spans: dict[str, list[tuple[int, str]]] = {}
     for c in sorted(candidates, key=lambda c: (c.hit.article_id, c.context_start)):
         merged = spans.setdefault(c.hit.article_id, [])
@@ -105,15 +95,16 @@ def _shared_contexts(candidates: Sequence[Candidate]) -> list[Candidate]:
             merged[-1] = (start, text + c.context[overlap:])
         else:
             merged.append((c.context_start, c.context))
-    out = []
-    for c in candidates:
-        start, text = next(
-            (s, t)
-            for s, t in spans[c.hit.article_id]
-            if s <= c.context_start and c.context_start + len(c.context) <= s + len(t)
-        )
-        out.append(replace(c, context=text, context_start=start))
-    return out
+
+    def containing(c: Candidate, start: int, end: int) -> Candidate | None:
+        for s, t in spans.get(c.hit.article_id, []):
+            if s <= start and end <= s + len(t):
+                return replace(c, context=t, context_start=s)
+        return None
+
+    out = [containing(c, c.context_start, c.context_start + len(c.context)) for c in candidates]
+    out += [containing(c, c.start, c.end) for c in others]
+    return [c for c in out if c is not None]
 
 
 class Answerer:
@@ -178,8 +169,9 @@ class Answerer:
         Empty when the short reader is not a trained one."""
         if not isinstance(self._short_reader, TrainedReader) or not candidates:
             return []
-        top = _shared_contexts(candidates[: self._sentences_to_read])
-        top += _inside(candidates[self._sentences_to_read :], top)
+        top = _shared_contexts(
+            candidates[: self._sentences_to_read], candidates[self._sentences_to_read :]
+        )
         focuses = [
             Focus(c.context, c.start - c.context_start, c.end - c.context_start) for c in top
         ]

@@ -452,25 +452,14 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
             save_epoch_weights(output, model, progress.epoch)
         save_checkpoint(output, model, optimizer, progress, config, average)
         if evaluation:
-            figures = judge(model, tokenizer, evaluation, config)
-            progress.evaluations.append(figures)
-            print(
-                f"\nepoch {progress.epoch}: held-out EM {figures['em']:.1f}, "
-                f"F1 {figures['f1']:.1f} ({int(figures['questions'])} questions)",
-                file=log,
-                flush=True,
-            )
+            held_out = (model, tokenizer, evaluation, config, progress, log)
+            _judge_and_log(*held_out, f"\nepoch {progress.epoch}", {})
             if average is not None:
                 own = average.swapped_into(model)
-                figures = judge(model, tokenizer, evaluation, config)
-                model.load_state_dict(own)
-                progress.evaluations.append({**figures, "ema": config.ema})
-                print(
-                    f"epoch {progress.epoch}, moving average: held-out EM {figures['em']:.1f}, "
-                    f"F1 {figures['f1']:.1f}",
-                    file=log,
-                    flush=True,
+                _judge_and_log(
+                    *held_out, f"epoch {progress.epoch}, moving average", {"ema": config.ema}
                 )
+                model.load_state_dict(own)
             model.train()
         save_checkpoint(output, model, optimizer, progress, config, average)
         last_save = time.monotonic()
@@ -481,18 +470,34 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
         )
         model.load_state_dict(averaged)
         if evaluation:
-            figures = judge(model, tokenizer, evaluation, config)
-            progress.evaluations.append({**figures, "averaged_epochs": config.average_epochs})
-            print(
-                f"\nmean of the last {config.average_epochs} epochs: held-out EM "
-                f"{figures['em']:.1f}, F1 {figures['f1']:.1f}",
-                file=log,
-                flush=True,
-            )
+            label = f"\nmean of the last {config.average_epochs} epochs"
+            extra = {"averaged_epochs": float(config.average_epochs)}
+            _judge_and_log(model, tokenizer, evaluation, config, progress, log, label, extra)
     if average is not None:
         average.swapped_into(model)
     export(model, tokenizer, output, config, progress)
     return progress
+
+
+def _judge_and_log(
+    model: Any,
+    tokenizer: Any,
+    evaluation: Sequence[Example],
+    config: TrainingConfig,
+    progress: Progress,
+    log: Any,
+    label: str,
+    extra: dict[str, float],
+) -> None:
+    """Judge the model's current weights on the held-out questions, record and print it."""
+    figures = judge(model, tokenizer, evaluation, config)
+    progress.evaluations.append({**figures, **extra})
+    print(
+        f"{label}: held-out EM {figures['em']:.1f}, F1 {figures['f1']:.1f} "
+        f"({int(figures['questions'])} questions)",
+        file=log,
+        flush=True,
+    )
 
 
 EPOCHS = "epochs"
