@@ -87,14 +87,11 @@ def _index_stats(args: argparse.Namespace) -> int:
         for name, part in stats["parts"].items():
             memory = f", {part['memory_bytes']:,} bytes in memory" if "memory_bytes" in part else ""
             rows = f"{part['rows']:,} rows, " if "rows" in part else ""
-            segments = (
-                f"{part['segments']} segments ({part['deleted_rows']:,} deleted rows), "
-                if "segments" in part
-                else ""
-            )
+            deleted = f" ({part['deleted_rows']:,} deleted rows)" if "deleted_rows" in part else ""
+            segments = f"{part['segments']} segments{deleted}, " if "segments" in part else ""
             print(
                 f"{name:>15}: {part['kind']}; {rows}{segments}"
-                f"{part['disk_bytes']:,} bytes on disk{memory}"
+                f"{part.get('disk_bytes', 0):,} bytes on disk{memory}"
             )
     return 0
 
@@ -306,7 +303,7 @@ def _parser() -> argparse.ArgumentParser:
     stats = index_commands.add_parser("stats", parents=[common], help="counts, model, size")
     stats.set_defaults(handler=_index_stats)
     compact = index_commands.add_parser(
-        "compact", parents=[common], help="merge the vector segments, dropping deleted rows"
+        "compact", parents=[common], help="merge the segments, dropping deleted rows"
     )
     compact.set_defaults(handler=_index_compact)
     watch = index_commands.add_parser(

@@ -145,7 +145,8 @@ def build_index(
 
 def compact_index(index_dir: Path) -> Manifest:
     """Merge each kind of vectors into one segment without the deleted rows (retraining the
-    approximate index's quantizer), as one commit. Waits for a build in progress."""
+    approximate index's quantizer, writing the inverted file an older index lacks), as one
+    commit. Waits for a build in progress."""
     with build_lock(index_dir):
         remove_abandoned(Path(index_dir))
         manifest = read_manifest(Path(index_dir))

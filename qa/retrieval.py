@@ -8,7 +8,6 @@ paraphrases one sentence): on SQuAD, recall@1 74.7% against 66.3% (benchmarks/sq
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -17,7 +16,7 @@ import numpy as np
 
 from qa.embedding import Embedder
 from qa.store import ChunkFilter, IndexReader
-from qa.terms import STOPWORDS, stem
+from qa.terms import STOPWORDS
 from qa.types import Hit
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
@@ -52,26 +51,6 @@ def lexical_words(text: str) -> list[str]:
     words = re.findall(r"\w+", text.lower())
     content = [w for w in words if w not in STOPWORDS] or words
     return list(dict.fromkeys(content))
-
-
-def lexical_query(text: str, words: Sequence[str] | None = None) -> str:
-    """An FTS5 MATCH expression for any user string: its words (or `words`), quoted, joined
-    by OR.
-
-    Quoting every word means FTS5 syntax in the input (quotes, `*`, NEAR, `-`, parentheses,
-    column filters) is matched as plain words and can never make the query invalid.
-    """
-    chosen = lexical_words(text) if words is None else words
-    return " OR ".join(f'"{word}"' for word in chosen)
-
-
-# In a big index, a word found in more than this share of the passages (and more than
-# COMMON_WORD_PASSAGES) adds little to BM25 (its IDF is low) but costs a scan of its whole
-# posting list: it is left out of the match. At 1M chunks (benchmarks/scale.py archive, 200
-# questions) a 10% share cut hybrid p50 from 149 to 116 ms with the answer in the top 10 as
-# often (94.0%); 5% gave 78 ms and 92.5%, 2% 44 ms and 90.5%.
-COMMON_WORD_PASSAGES = 10_000
-COMMON_WORD_SHARE = 0.10
 
 
 def clean_query(text: str) -> str:
@@ -110,7 +89,7 @@ def _with_ranks(
 
 
 class Retriever:
-    """Hybrid retrieval over one index: FTS5 BM25 and FAISS, fused by reciprocal rank."""
+    """Hybrid retrieval over one index: BM25 and FAISS, fused by reciprocal rank."""
 
     def __init__(
         self, reader: IndexReader, embedder: Embedder, fusion: FusionSettings | None = None
@@ -151,13 +130,15 @@ class Retriever:
         # Overlapping neighbours are removed after ranking, so rank more than asked for, and
         # deeper still while overlaps leave fewer than k hits and the rankings can go on.
         depth = max(self.fusion.depth, 2 * k) if mode == "hybrid" else 2 * k + 4
-        match = self._lexical_match(query) if mode != "dense" else ""
+        words = lexical_words(query) if mode != "dense" else []
         beside = None
         if mode == "hybrid":
-            # BM25 in SQLite, the query encoder and FAISS all let go of the GIL: the full-text
-            # search runs beside the rest, so a hybrid search takes the longer of the two
-            # rather than their sum.
-            beside = self._lexical_pool().submit(self._reader.lexical_search, match, depth, filters)
+            # BM25 (numpy over memory-mapped postings, or SQLite), the query encoder and FAISS
+            # mostly let go of the GIL: the lexical search runs beside the rest, so a hybrid
+            # search takes about the longer of the two rather than their sum.
+            beside = self._lexical_pool().submit(
+                self._reader.lexical_search, words, depth, filters, allowed
+            )
         vector = None
         if mode in ("hybrid", "dense"):
             vector = self._embedder.embed_query(query) if query_vector is None else query_vector
@@ -165,7 +146,7 @@ class Retriever:
             named: dict[str, tuple[float, list[tuple[int, float]]]] = {}
             if mode == "hybrid" and beside is None:
                 beside = self._lexical_pool().submit(
-                    self._reader.lexical_search, match, depth, filters
+                    self._reader.lexical_search, words, depth, filters, allowed
                 )
             if vector is not None and self.fusion.dense_weight > 0:
                 dense = self._reader.search_vectors(vector, depth, allowed)
@@ -177,7 +158,7 @@ class Retriever:
                 named["lexical"] = (self.fusion.lexical_weight, beside.result())
                 beside = None
             elif mode == "lexical":
-                lexical = self._reader.lexical_search(match, depth, filters)
+                lexical = self._reader.lexical_search(words, depth, filters, allowed)
                 named["lexical"] = (self.fusion.lexical_weight, lexical)
             rankings = list(named.values())
             scored = rankings[0][1] if len(rankings) == 1 else self._fuse(rankings)
@@ -186,19 +167,6 @@ class Retriever:
             if len(hits) >= k or exhausted:
                 return _with_ranks(hits[:k], named)
             depth *= 2
-
-    def _lexical_match(self, query: str) -> str:
-        """The query's MATCH expression; in a big index, without its common words (unless
-        every word is common: then the rarest stays)."""
-        words = lexical_words(query)
-        passages = self._reader.manifest.chunks
-        limit = max(COMMON_WORD_PASSAGES, COMMON_WORD_SHARE * passages)
-        if passages <= limit or len(words) < 2:
-            return lexical_query(query, words)
-        found = self._reader.document_frequencies([stem(word) for word in words])
-        frequency = {word: found.get(stem(word), 0) for word in words}
-        rare = [word for word in words if frequency[word] <= limit]
-        return lexical_query(query, rare or [min(words, key=frequency.__getitem__)])
 
     def _fuse(
         self, rankings: list[tuple[float, list[tuple[int, float]]]]

@@ -122,6 +122,7 @@ def test_cli_build_stats_and_search(tmp_path: Path, corpus_copy: Path) -> None:
     parts = shown["parts"]
     assert parts["vectors"]["rows"] == shown["chunks"] == report["chunks_embedded"]
     assert parts["sentence_vectors"]["rows"] == shown["sentence_vectors"]
+    assert parts["lexical"]["rows"] == shown["chunks"] and parts["lexical"]["segments"] == 1
     for name in ("vectors", "sentence_vectors"):
         assert "fp16 rows" in parts[name]["kind"]
         # fp16 codes: 2 bytes a dimension, plus the ids and their maps

@@ -22,10 +22,11 @@ from qa.retrieval import (
     FusionSettings,
     Retriever,
     _without_overlaps,
-    lexical_query,
+    lexical_words,
 )
 from qa.service import Assistant
 from qa.store import ChunkFilter, IndexReader
+from qa.store.reader import match_expression, without_common_words
 from qa.types import Hit
 from tests.conftest import FakeEmbedder
 
@@ -179,10 +180,11 @@ _SYNTAXY = st.sampled_from(
 @example(text="((((")
 @example(text="🙂")
 def test_any_string_is_a_valid_match_expression(gadgets: Assistant, text: str) -> None:
-    match = lexical_query(text)
+    match = match_expression(lexical_words(text))
     # Only quoted words joined by OR: no FTS5 operator can survive.
     assert match == "" or re.fullmatch(r'"[^"]+"( OR "[^"]+")*', match)
-    assert isinstance(gadgets._reader.lexical_search(match, 5), list)
+    assert isinstance(gadgets._reader.lexical_search(lexical_words(text), 5), list)
+    assert isinstance(gadgets._reader._full_text_search(lexical_words(text), 5, None), list)
     for mode in ("lexical", "hybrid"):
         hits = gadgets.search(text, k=3, mode=mode)
         assert isinstance(hits, list)
@@ -197,6 +199,10 @@ def test_fts5_syntax_in_a_query_is_searched_as_plain_words(
     hits = gadgets.search(text, k=3, mode=mode)
     assert isinstance(hits, list)
     assert_exact_citations(gadgets, hits)
+
+
+def lexical_query(text: str) -> str:
+    return match_expression(lexical_words(text))
 
 
 def test_fts5_operators_are_matched_as_words() -> None:
@@ -292,7 +298,7 @@ class RankedReader:
         self.asked["dense"] = k
         return [(cid, 1.0 - i / 100) for i, cid in enumerate(self.dense[:k])]
 
-    def lexical_search(self, match, k, filters=None) -> list[tuple[int, float]]:
+    def lexical_search(self, words, k, filters=None, allowed=None) -> list[tuple[int, float]]:
         self.asked["lexical"] = k
         return [(cid, 10.0 - i) for i, cid in enumerate(self.lexical[:k])]
 
@@ -670,7 +676,7 @@ def full_ranking_hits(assistant: Assistant, query: str, mode: str) -> list[Hit]:
     reader = assistant._reader
     everything = reader.manifest.chunks
     if mode == "lexical":
-        ranking = reader.lexical_search(lexical_query(query), everything)
+        ranking = reader.lexical_search(lexical_words(query), everything)
     else:
         ranking = reader.search_vectors(FakeEmbedder().embed_query(query), everything)
     return _without_overlaps(reader.hits(ranking))
@@ -827,31 +833,24 @@ def test_a_filter_naming_300000_articles_needs_no_sql_variable_per_id(newsroom, 
     assert newsroom.search(QUERY, k=3, article_ids=many, mode=mode) == []
 
 
-class _CountingReader:
-    """Stands in for an index of `passages` chunks whose words occur in `frequencies`."""
+FREQUENCIES = {"harbour": 900, "council": 300_000, "crane": 40, "year": 200_000}
 
-    def __init__(self, passages: int, frequencies: dict[str, int]):
-        self.manifest = SimpleNamespace(chunks=passages)
-        self._frequencies = frequencies
 
-    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
-        return {term: self._frequencies[term] for term in terms if term in self._frequencies}
+def frequencies_of(terms: Sequence[str]) -> dict[str, int]:
+    return {term: FREQUENCIES[term] for term in terms if term in FREQUENCIES}
 
 
 @pytest.mark.parametrize(
     ("passages", "expected"),
     [
-        (5_000, '"harbour" OR "council" OR "crane"'),  # a small index: every word
-        (1_000_000, '"harbour" OR "crane"'),  # "council" is in 30% of the passages
+        (5_000, ["harbour", "council", "crane"]),  # a small index: every word
+        (1_000_000, ["harbour", "crane"]),  # "council" is in 30% of the passages
     ],
 )
-def test_common_words_are_left_out_of_the_match_only_in_a_big_index(passages, expected):
-    reader = _CountingReader(passages, {"harbour": 900, "council": 300_000, "crane": 40})
-    retriever = Retriever(reader, FakeEmbedder())  # type: ignore[arg-type]
-    assert retriever._lexical_match("the harbour council crane?") == expected
+def test_full_text_search_leaves_common_words_out_only_in_a_big_index(passages, expected):
+    words = lexical_words("the harbour council crane?")
+    assert list(without_common_words(words, passages, frequencies_of)) == expected
 
 
 def test_when_every_word_is_common_the_rarest_stays():
-    reader = _CountingReader(1_000_000, {"council": 300_000, "year": 200_000})
-    retriever = Retriever(reader, FakeEmbedder())  # type: ignore[arg-type]
-    assert retriever._lexical_match("council year") == '"year"'
+    assert list(without_common_words(["council", "year"], 1_000_000, frequencies_of)) == ["year"]

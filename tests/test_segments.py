@@ -14,7 +14,7 @@ import pytest
 import qa.ingest
 import qa.store.writer
 from qa.indexing import compact_index
-from qa.store import AnnSettings, IndexReader
+from qa.store import AnnSettings, ChunkFilter, IndexReader
 from qa.store.vectors import VectorSet, train_quantizer, write_segment
 from tests.conftest import REPO, FakeEmbedder
 from tests.test_indexing import build as build_with
@@ -285,3 +285,98 @@ def test_compact_from_the_command_line(corpus: Path, tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "compacted" in result.stdout
     assert IndexReader.open(index).parts()["vectors"]["deleted_rows"] == 0
+
+
+# --- BM25 over the segments' inverted files ----------------------------------------------------
+
+LEXICAL_QUERIES = (
+    ["report", "line"],
+    ["subject", "25", "story"],
+    ["café", "lavrov"],
+    ["snake", "case", "harbour"],
+    ["reports", "lines", "subjects"],  # stems
+    ["nothing", "matches", "zzz"],
+)
+
+
+def write_wordy_articles(folder: Path) -> None:
+    for number in range(8):
+        write_article(folder, f"story{number}.txt", number)
+    extra = {
+        "cafe.txt": "Café talks\n\nLavrov's café was a snake_case harbour of reports on the café.",
+        "harbour.md": "# Harbour news\n\nThe harbour council met. Harbour cranes, harbour lines.",
+    }
+    for name, text in extra.items():
+        (folder / name).write_text(text, encoding="utf-8")
+        os.utime(folder / name, (LONG_AGO, LONG_AGO))
+
+
+def assert_same_scores(ours: list[tuple[int, float]], theirs: list[tuple[int, float]]) -> None:
+    assert len(ours) == len(theirs)
+    assert [score for _, score in ours] == pytest.approx([score for _, score in theirs], rel=1e-4)
+    # Tied scores may come in another order.
+    assert {i for i, _ in ours[:1]} <= {i for i, score in theirs if score == theirs[0][1]}
+
+
+def assert_scores_like_full_text(reader: IndexReader, words: list[str], allowed=None) -> None:
+    everything = reader.manifest.chunks
+    filters = None
+    if allowed is not None:
+        filters = ChunkFilter(article_ids=tuple(allowed))
+        allowed = reader.filtered_chunk_ids(filters)
+    ours = dict(reader.lexical_search(words, everything, filters, allowed))
+    theirs = dict(reader._full_text_search(words, everything, filters))
+    assert ours.keys() == theirs.keys()
+    for chunk_id, score in theirs.items():
+        assert ours[chunk_id] == pytest.approx(score, rel=1e-4, abs=1e-5)
+
+
+def test_inverted_files_score_as_fts5_does_through_updates_and_deletions(tmp_path: Path):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    write_wordy_articles(corpus)
+    build(corpus, index)
+    reader = IndexReader.open(index)
+    assert reader._lexical is not None
+    for words in LEXICAL_QUERIES:
+        assert_scores_like_full_text(reader, words)
+    assert reader.lexical_search(["report", "line"], 3)[0][1] > 0
+
+    (corpus / "story3.txt").unlink()
+    write_article(corpus, "story5.txt", 50)  # changed: its old rows are deleted
+    os.utime(corpus / "story5.txt", (LONG_AGO, LONG_AGO + 5000))
+    write_article(corpus, "story9.txt", 9)
+    report = build(corpus, index)
+    assert report.removed == ["story3.txt"] and report.updated == ["story5.txt"]
+    grown = IndexReader.open(index)
+    assert grown.query("SELECT count(*) FROM deleted_vectors WHERE kind = 'chunks'")[0][0] > 0
+    for words in LEXICAL_QUERIES:
+        assert_scores_like_full_text(grown, words)
+        assert_scores_like_full_text(grown, words, allowed=["story5.txt", "cafe.txt"])
+    assert not set(dict(grown.lexical_search(["report"], 1000))) & set(
+        row[0] for row in grown.query("SELECT id FROM deleted_vectors WHERE kind = 'chunks'")
+    )
+
+    compact_index(index)
+    compacted = IndexReader.open(index)
+    for words in LEXICAL_QUERIES:
+        assert_same_scores(compacted.lexical_search(words, 100), grown.lexical_search(words, 100))
+
+
+def test_an_index_without_inverted_files_is_searched_by_fts5_until_compacted(tmp_path: Path):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    write_wordy_articles(corpus)
+    build(corpus, index)
+    expected = IndexReader.open(index).lexical_search(["harbour", "report"], 10)
+    generation = IndexReader.open(index).manifest.generation
+    for path in (index / generation / "segments").glob("*.lex_*"):
+        path.unlink()  # as an index written before inverted files
+    old = IndexReader.open(index)
+    assert old._lexical is None
+    assert_same_scores(old.lexical_search(["harbour", "report"], 10), expected)
+
+    compact_index(index)
+    upgraded = IndexReader.open(index)
+    assert upgraded._lexical is not None
+    assert_same_scores(upgraded.lexical_search(["harbour", "report"], 10), expected)

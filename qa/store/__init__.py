@@ -7,7 +7,8 @@ Layout::
       gen-<ns>/qa.sqlite3      articles, chunks, full text, sentences (WAL mode), and which
                                segments and deleted ids make up the vectors, with a state row
       gen-<ns>/segments/       immutable vector segments of chunks and of sentences: ids,
-                               float16 rows and, for big ones, IVF-PQ codes (`vectors.py`)
+                               float16 rows and, for big ones, IVF-PQ codes (`vectors.py`);
+                               each chunk segment with its BM25 inverted file (`postings.py`)
 
 An incremental build changes the live generation in place: rows in one transaction, vectors in
 new segment files written before it commits. A full build writes a new generation beside the

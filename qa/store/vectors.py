@@ -287,7 +287,7 @@ class VectorSet:
         """The vectors of `ids` (a zero row for an id not in the set)."""
         wanted = np.asarray(ids, dtype=np.int64)
         rows = np.zeros((len(wanted), self.dimension), dtype=np.float32)
-        in_exact = _members(self._exact_ids, wanted)
+        in_exact = members(self._exact_ids, wanted)
         for position in np.flatnonzero(in_exact):
             rows[position] = self.exact.reconstruct(int(wanted[position]))
         rest = np.flatnonzero(~in_exact)
@@ -337,7 +337,8 @@ class VectorSet:
         return "; ".join(parts)
 
 
-def _members(sorted_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+def members(sorted_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Whether each of `wanted` is among `sorted_ids`."""
     if not len(sorted_ids):
         return np.zeros(len(wanted), dtype=bool)
     places = np.searchsorted(sorted_ids, wanted).clip(0, len(sorted_ids) - 1)

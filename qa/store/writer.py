@@ -25,6 +25,7 @@ import numpy as np
 from qa.files import atomic_write_text, fsync_directory, fsync_file
 from qa.store.lock import remove_abandoned
 from qa.store.manifest import IndexUnusable, Manifest, library_versions, read_state
+from qa.store.postings import PostingsWriter, has_postings, merge_postings
 from qa.store.schema import (
     CHUNK_VECTORS,
     DATABASE,
@@ -32,6 +33,7 @@ from qa.store.schema import (
     SCHEMA,
     SEGMENTS,
     SENTENCE_VECTORS,
+    TITLE_WEIGHT,
     connect,
 )
 from qa.store.vectors import (
@@ -41,7 +43,6 @@ from qa.store.vectors import (
     quantizer_of,
     read_ids,
     read_rows,
-    segment_files,
     train_quantizer,
     write_segment,
 )
@@ -99,6 +100,7 @@ class GenerationWriter:
         self._pending: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {
             kind: ([], []) for kind in KINDS
         }
+        self._pending_postings = PostingsWriter(TITLE_WEIGHT)  # of the staged chunk vectors
         self._written = 0
 
     # --- rows ------------------------------------------------------------------------------
@@ -196,6 +198,8 @@ class GenerationWriter:
             )
         if chunk_ids:
             self._stage(CHUNK_VECTORS, np.asarray(chunk_ids, dtype=np.int64), vectors)
+            for chunk in chunks:
+                self._pending_postings.add(article.title, chunk.text)
         for chunk, chunk_id, (spans, span_vectors) in zip(
             chunks, chunk_ids, chunk_sentences, strict=False
         ):
@@ -241,15 +245,14 @@ class GenerationWriter:
             ids, vectors = self._pending[kind]
             if not ids:
                 continue
-            self._add_segment(
-                write_segment(
-                    self._segments,
-                    self._segment_name(kind),
-                    kind,
-                    np.concatenate(ids),
-                    np.vstack(vectors),
-                )
+            name = self._segment_name(kind)
+            segment = write_segment(
+                self._segments, name, kind, np.concatenate(ids), np.vstack(vectors)
             )
+            if kind == CHUNK_VECTORS:
+                self._pending_postings.write(self._segments, name)
+                self._pending_postings = PostingsWriter(TITLE_WEIGHT)
+            self._add_segment(segment)
             self._pending[kind] = ([], [])
 
     def _segment_name(self, kind: str) -> str:
@@ -289,11 +292,18 @@ class GenerationWriter:
         if live >= self._ann.threshold:
             quantizer = self._quantizer(kind, segments, deleted, live, retrain)
         output = SegmentWriter(self._segments, self._segment_name(kind), kind, quantizer)
+        kept = []
         for segment in segments:
             ids, vectors = read_rows(self._segments, segment, self._dimension)
             keep = ~np.isin(ids, deleted)
             output.append(ids[keep], vectors[keep])
+            kept.append((segment.name, keep))
         merged = output.finish()
+        if kind == CHUNK_VECTORS:
+            for segment in segments:
+                if not has_postings(self._segments, segment.name):
+                    self._postings_from_rows(segment)  # an index built before postings
+            merge_postings(self._segments, merged.name, kept)
         names = [s.name for s in segments]
         self._db.executemany("DELETE FROM segments WHERE name = ?", [(n,) for n in names])
         self._db.executemany(
@@ -304,6 +314,22 @@ class GenerationWriter:
             [(kind, int(i)) for ids in dropped for i in ids],
         )
         self._add_segment(merged)
+
+    def _postings_from_rows(self, segment: Segment) -> None:
+        """Write a chunk segment's inverted file from the rows in the database (a deleted
+        chunk's row, gone from it, gets no postings)."""
+        postings = PostingsWriter(TITLE_WEIGHT)
+        texts = {
+            row[0]: (row[1], row[2])
+            for row in self._db.execute(
+                """SELECT c.id, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article
+                   WHERE c.id IN (SELECT value FROM json_each(?))""",
+                [json.dumps(read_ids(self._segments, segment).tolist())],
+            )
+        }
+        for chunk_id in read_ids(self._segments, segment).tolist():
+            postings.add(*texts.get(chunk_id, ("", "")))
+        postings.write(self._segments, segment.name)
 
     def _quantizer(
         self,
@@ -339,11 +365,19 @@ class GenerationWriter:
 
     def compact(self) -> None:
         """Merge each kind's segments into one without deleted rows; an approximate index's
-        quantizer is retrained on what is there now."""
+        quantizer is retrained on what is there now, and chunks written before inverted files
+        get them."""
         self.flush()
         for kind in KINDS:
             segments = self.segments(kind)
-            if len(segments) > 1 or self._deleted_count(kind) or any(s.coded for s in segments):
+            lexical = kind == CHUNK_VECTORS
+            unindexed = lexical and not all(has_postings(self._segments, s.name) for s in segments)
+            if (
+                len(segments) > 1
+                or self._deleted_count(kind)
+                or any(s.coded for s in segments)
+                or unindexed
+            ):
                 self.merge(kind, segments, retrain=True)
 
     def _deleted_count(self, kind: str) -> int:
@@ -427,12 +461,7 @@ class GenerationWriter:
     def abort(self) -> None:
         """Forget the changes: roll the transaction back and remove the files written."""
         written = (
-            [
-                path
-                for kind in KINDS
-                for segment in self.segments(kind)
-                for path in segment_files(self._segments, segment)
-            ]
+            [segment.name for kind in KINDS for segment in self.segments(kind)]
             if self._db.in_transaction
             else []
         )
@@ -446,9 +475,10 @@ class GenerationWriter:
         if self._base is None:
             shutil.rmtree(self._folder, ignore_errors=True)
             return
-        for path in written:
-            if path.name.split(".", 1)[0] not in named_before:
-                path.unlink(missing_ok=True)
+        for name in written:
+            if name not in named_before:
+                for path in self._segments.glob(f"{name}.*"):
+                    path.unlink(missing_ok=True)
 
     def _remove_old_generations(self, keep: str) -> None:
         older = sorted(
