@@ -15,6 +15,7 @@ import qa.ingest
 import qa.store.writer
 from qa.indexing import compact_index
 from qa.store import AnnSettings, ChunkFilter, IndexReader
+from qa.store.postings import SegmentPostings
 from qa.store.vectors import VectorSet, train_quantizer, write_segment
 from tests.conftest import REPO, FakeEmbedder
 from tests.test_indexing import build as build_with
@@ -331,6 +332,20 @@ def assert_scores_like_full_text(reader: IndexReader, words: list[str], allowed=
         assert ours[chunk_id] == pytest.approx(score, rel=1e-4, abs=1e-5)
 
 
+def assert_inverted_files_are_ordered(index: Path) -> None:
+    """Terms sorted and each term's rows ascending, in every chunk segment."""
+    reader = IndexReader.open(index)
+    folder = index / reader.manifest.generation / "segments"
+    names = [row[0] for row in reader.query("SELECT name FROM segments WHERE kind = 'chunks'")]
+    for name in names:
+        part = SegmentPostings(folder, name)
+        assert part.terms == sorted(part.terms) and len(part.starts) == len(part.terms) + 1
+        for i in range(len(part.terms)):
+            rows = np.asarray(part.rows[part.starts[i] : part.starts[i + 1]])
+            assert len(rows) and (np.diff(rows) > 0).all()
+        assert int(part.starts[-1]) == len(part.rows) == len(part.frequencies)
+
+
 def test_inverted_files_score_as_fts5_does_through_updates_and_deletions(tmp_path: Path):
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     corpus.mkdir()
@@ -357,7 +372,9 @@ def test_inverted_files_score_as_fts5_does_through_updates_and_deletions(tmp_pat
         row[0] for row in grown.query("SELECT id FROM deleted_vectors WHERE kind = 'chunks'")
     )
 
+    assert_inverted_files_are_ordered(index)
     compact_index(index)
+    assert_inverted_files_are_ordered(index)
     compacted = IndexReader.open(index)
     for words in LEXICAL_QUERIES:
         assert_same_scores(compacted.lexical_search(words, 100), grown.lexical_search(words, 100))

@@ -156,13 +156,19 @@ def _write(
     frequencies: np.ndarray,
     lengths: np.ndarray,
 ) -> None:
-    """Sort postings by term (in sorted term order), then row; drop terms with none; save."""
+    """Sort postings by term (in sorted term order); drop terms with none; save.
+
+    The postings come in row order within each term (rows are added, or sources merged, in
+    order), so a stable sort by term alone keeps each term's rows ascending.
+    """
     by_name = np.asarray(sorted(range(len(terms)), key=terms.__getitem__), dtype=np.int64)
-    rank = np.empty(len(terms), dtype=np.int64)
-    rank[by_name] = np.arange(len(terms))
+    rank = np.empty(len(terms), dtype=np.int32)
+    rank[by_name] = np.arange(len(terms), dtype=np.int32)
     keys = rank[term_of_posting]
-    order = np.lexsort((rows, keys))
-    keys, rows, frequencies = keys[order], rows[order], frequencies[order]
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    rows, frequencies = rows[order], frequencies[order]
+    del order
     counts = np.bincount(keys, minlength=len(terms))
     present = np.flatnonzero(counts)
     sorted_terms = [terms[i] for i in by_name[present].tolist()]
