@@ -319,15 +319,16 @@ class GenerationWriter:
         """Write a chunk segment's inverted file from the rows in the database (a deleted
         chunk's row, gone from it, gets no postings)."""
         postings = PostingsWriter(TITLE_WEIGHT)
+        chunk_ids = read_ids(self._segments, segment).tolist()
         texts = {
             row[0]: (row[1], row[2])
             for row in self._db.execute(
                 """SELECT c.id, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article
                    WHERE c.id IN (SELECT value FROM json_each(?))""",
-                [json.dumps(read_ids(self._segments, segment).tolist())],
+                [json.dumps(chunk_ids)],
             )
         }
-        for chunk_id in read_ids(self._segments, segment).tolist():
+        for chunk_id in chunk_ids:
             postings.add(*texts.get(chunk_id, ("", "")))
         postings.write(self._segments, segment.name)
 
