@@ -162,3 +162,42 @@ def test_onnx_passages_sentences_and_token_counts_match_pytorch(
         assert real_embedder.count_tokens(text) == torch_only.count_tokens(text)
     assert real_embedder.max_tokens == torch_only.max_tokens == 254
     assert real_embedder.dimension == torch_only.dimension == 384
+
+
+@pytest.mark.integration
+def test_token_counts_by_word_equal_whole_encodes(real_embedder: SentenceTransformerEmbedder):
+    """The build counts a piece's tokens word by word (remembering words): on real articles
+    and awkward text the count is the tokenizer's own for the whole piece."""
+    from tests.conftest import DEFAULT_CORPUS
+
+    real_embedder.count_tokens("warm")
+    encoder = real_embedder._onnx
+    assert encoder is not None and encoder._word_local
+    texts = [path.read_text("utf-8") for path in sorted(DEFAULT_CORPUS.iterdir())]
+    texts += [
+        PASSAGE,
+        "naïve café — “quoted”\u00a0text\twith tabs\nand lines",
+        "日本語のテキスト mixed with English",
+        "zero\u200bwidth, control\x07char, emoji 🎉🇺🇦, U.S.-led 3.5% (approx.)",
+    ]
+    pieces = [t[i : i + 97] for t in texts for i in range(0, len(t), 61)]
+    for text in [*texts, *pieces]:
+        whole = len(encoder._counter.encode(text, add_special_tokens=False).ids)
+        assert real_embedder.count_tokens(text) == whole, text
+
+
+def test_only_tokenizers_that_split_at_whitespace_are_counted_by_word() -> None:
+    from qa.embedding import _splits_at_whitespace
+
+    bert = {
+        "normalizer": {"type": "BertNormalizer"},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+    }
+    assert _splits_at_whitespace(bert)
+    sentencepiece = {"normalizer": None, "pre_tokenizer": {"type": "Metaspace"}}
+    assert not _splits_at_whitespace(sentencepiece)
+    replacing = {
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Replace"}]},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+    }
+    assert not _splits_at_whitespace(replacing)

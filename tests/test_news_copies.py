@@ -96,3 +96,20 @@ def test_corroboration_wording() -> None:
         describe_corroboration([*two, citation("c", "Sun", "a")])
         == "2 independent reports, carried by 3 outlets"
     )
+
+
+def test_signatures_are_those_a_fresh_datasketch_minhash_gives() -> None:
+    """Signatures are stored: sharing the permutations must not change a single value."""
+    import re
+
+    import numpy as np
+    from datasketch import MinHash
+
+    from qa.news.copies import PERMUTATIONS
+
+    for text in ["", "one", "Café in Zürich, 日本語 text", (REPO / "README.md").read_text()[:5000]]:
+        words = [w.lower() for w in re.findall(r"\w+", text)]
+        shingles = {" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+        fresh = MinHash(num_perm=PERMUTATIONS, seed=17)
+        fresh.update_batch([s.encode("utf-8") for s in shingles if s])
+        assert np.array_equal(signature(text), fresh.hashvalues), text[:40]

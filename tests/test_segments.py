@@ -397,3 +397,35 @@ def test_an_index_without_inverted_files_is_searched_by_fts5_until_compacted(tmp
     upgraded = IndexReader.open(index)
     assert upgraded._lexical is not None
     assert_same_scores(upgraded.lexical_search(["harbour", "report"], 10), expected)
+
+
+def test_a_merge_written_in_blocks_of_terms_keeps_every_live_posting_in_order(tmp_path: Path):
+    from qa.store.postings import PostingsWriter, merge_postings
+
+    rng = np.random.default_rng(3)
+    vocabulary = [f"w{i}" for i in range(40)]
+    sources, expected = [], {}
+    row = 0
+    for number in range(3):
+        writer = PostingsWriter(title_weight=0.5)
+        keep = rng.random(25) > 0.3
+        for local in range(25):
+            text = " ".join(rng.choice(vocabulary, size=int(rng.integers(1, 9))))
+            writer.add("", text)
+            if keep[local]:
+                for term in set(text.split()):
+                    expected.setdefault(term, []).append((row, text.split().count(term)))
+                row += 1
+        writer.write(tmp_path, f"s{number}")
+        sources.append((f"s{number}", keep))
+
+    for name, block in (("one_block", 1 << 22), ("blocks_of_5", 5), ("blocks_of_1", 1)):
+        merge_postings(tmp_path, name, sources, block_postings=block)
+        merged = SegmentPostings(tmp_path, name)
+        assert merged.terms == sorted(expected), name
+        for term, postings in expected.items():
+            rows, frequencies = merged.postings(term)
+            assert rows.tolist() == [r for r, _ in postings], (name, term)
+            assert frequencies.tolist() == [float(f) for _, f in postings], (name, term)
+        assert len(merged.lengths) == row
+        merged.close()

@@ -303,3 +303,22 @@ def test_corpus_sentence_with_abbreviation_and_nbsp_is_one_sentence(articles) ->
 def test_corpus_sentences_with_abbreviations_and_quotations(articles, first, last) -> None:
     article = next(a for a in articles if first in a.text)
     assert _span_of(article.text, first, last) in split_sentences(article.text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["He left.", "Dr. Jones", "U.S.", "Café", "naïve", "日本語。", "🇺🇦", "“Quote.”", "3%"]
+        )
+        | st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
+        max_size=25,
+    ).map(" ".join)
+)
+def test_sentence_offsets_are_those_of_blingfires_own_wrapper(line: str) -> None:
+    import blingfire
+
+    from qa.sentences import _sentence_offsets
+
+    if line.strip():
+        assert _sentence_offsets(line) == blingfire.text_to_sentences_and_offsets(line)[1]

@@ -24,6 +24,7 @@ import re
 import unicodedata
 from array import array
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +48,17 @@ _TOKEN = re.compile(r"[^\W_]+")  # unicode61: runs of letters and digits
 
 def index_terms(text: str) -> list[str]:
     """The stems of every word of `text`, as the inverted files hold them."""
-    return [stem(_fold(token)) for token in _TOKEN.findall(text)]
+    return [_term(token) for token in _TOKEN.findall(text)]
 
 
 def query_terms(words: Iterable[str]) -> list[str]:
     """The distinct stems of query words."""
     return list(dict.fromkeys(term for word in words for term in index_terms(word)))
+
+
+@lru_cache(maxsize=1 << 18)
+def _term(token: str) -> str:
+    return stem(_fold(token))
 
 
 def _fold(token: str) -> str:
@@ -114,37 +120,106 @@ class PostingsWriter:
         )
 
 
-def merge_postings(folder: Path, name: str, sources: Sequence[tuple[str, np.ndarray]]) -> None:
+def merge_postings(
+    folder: Path,
+    name: str,
+    sources: Sequence[tuple[str, np.ndarray]],
+    block_postings: int = 1 << 22,
+) -> None:
     """Write the inverted file of a segment made of `sources` (segment name, rows kept), in
-    that order: the rows kept, renumbered, as the merged vectors are."""
+    that order: the rows kept, renumbered, as the merged vectors are.
+
+    Every source lists its postings by term in sorted term order, so the merged file is
+    written a block of terms at a time (about `block_postings` postings, taken from every
+    source's contiguous stretch for those terms): memory follows the block, not the merged
+    segment, which at a million chunks holds some 80 million postings.
+    """
     parts = [SegmentPostings(folder, source) for source, _ in sources]
     try:
         vocabulary = sorted(set().union(*(part.terms for part in parts)))
         place = {term: i for i, term in enumerate(vocabulary)}
-        terms, rows, frequencies, lengths = [], [], [], []
-        offset = 0
-        for part, (_, keep) in zip(parts, sources, strict=True):
-            renumbered = np.cumsum(keep, dtype=np.int64) - 1 + offset
-            local = np.fromiter((place[t] for t in part.terms), np.int32, len(part.terms))
-            term_of = np.repeat(local, np.diff(part.starts))
-            live = keep[part.rows]
-            terms.append(term_of[live])
-            rows.append(renumbered[part.rows[live]].astype(np.int32))
-            frequencies.append(np.asarray(part.frequencies[live], dtype=np.float32))
-            lengths.append(np.asarray(part.lengths[keep], dtype=np.float32))
+        places = [
+            np.fromiter((place[t] for t in part.terms), np.int64, len(part.terms)) for part in parts
+        ]
+        renumbering, offset = [], 0
+        for _, keep in sources:
+            renumbering.append(np.cumsum(keep, dtype=np.int64) - 1 + offset)
             offset += int(keep.sum())
-        _write(
-            folder,
-            name,
-            vocabulary,
-            np.concatenate(terms) if terms else np.zeros(0, np.int32),
-            np.concatenate(rows) if rows else np.zeros(0, np.int32),
-            np.concatenate(frequencies) if frequencies else np.zeros(0, np.float32),
-            np.concatenate(lengths) if lengths else np.zeros(0, np.float32),
-        )
+        # First pass: the live postings per term, for the merged file's layout.
+        counts = np.zeros(len(vocabulary), dtype=np.int64)
+        for part, (_, keep), local in zip(parts, sources, places, strict=True):
+            for low, high in _posting_blocks(part.starts, block_postings):
+                term_of, rows, _ = _stretch(
+                    part, local, int(part.starts[low]), int(part.starts[high])
+                )
+                counts += np.bincount(term_of[keep[rows]], minlength=len(vocabulary))
+        present = np.flatnonzero(counts)
+        starts = np.zeros(len(present) + 1, dtype=np.int64)
+        np.cumsum(counts[present], out=starts[1:])
+        total = int(starts[-1])
+        paths = postings_files(folder, name)
+        paths[0].write_text("\n".join(vocabulary[i] for i in present.tolist()), encoding="utf-8")
+        np.save(paths[1], starts)
+        out_rows = np.lib.format.open_memmap(paths[2], mode="w+", dtype=np.int32, shape=(total,))
+        out_tf = np.lib.format.open_memmap(paths[3], mode="w+", dtype=np.float16, shape=(total,))
+        # Second pass: blocks of terms, each source's postings for them, merged by term.
+        first = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+        np.cumsum(counts, out=first[1:])  # where each vocabulary term's postings start
+        for low, high in _posting_blocks(first, block_postings):
+            pieces_term, pieces_row, pieces_tf = [], [], []
+            for part, (_, keep), local, renumbered in zip(
+                parts, sources, places, renumbering, strict=True
+            ):
+                begin = int(np.searchsorted(local, low))
+                end = int(np.searchsorted(local, high))
+                term_of, rows, frequencies = _stretch(
+                    part, local, int(part.starts[begin]), int(part.starts[end])
+                )
+                live = keep[rows]
+                pieces_term.append(term_of[live])
+                pieces_row.append(renumbered[rows[live]])
+                pieces_tf.append(frequencies[live])
+            term_of = np.concatenate(pieces_term)
+            # Stable: sources in order, so each term's rows stay ascending.
+            order = np.argsort(term_of, kind="stable")
+            at, until = int(first[low]), int(first[high])
+            out_rows[at:until] = np.concatenate(pieces_row)[order]
+            out_tf[at:until] = np.concatenate(pieces_tf)[order]
+        out_rows.flush()
+        out_tf.flush()
+        del out_rows, out_tf
+        lengths = [
+            np.asarray(part.lengths[keep], np.float32)
+            for part, (_, keep) in zip(parts, sources, strict=True)
+        ]
+        np.save(paths[4], np.concatenate(lengths) if lengths else np.zeros(0, np.float32))
+        for path in paths:
+            fsync_file(path)
     finally:
         for part in parts:
             part.close()
+
+
+def _posting_blocks(starts: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Ranges [low, high) of term indices whose postings (`starts` per term) come to about
+    `size` each; a term with more postings than that is a block of its own."""
+    blocks, low, terms = [], 0, len(starts) - 1
+    while low < terms:
+        high = int(np.searchsorted(starts, starts[low] + size, side="right")) - 1
+        high = min(terms, max(high, low + 1))
+        blocks.append((low, high))
+        low = high
+    return blocks
+
+
+def _stretch(
+    part: SegmentPostings, local: np.ndarray, low: int, high: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Postings `low:high` of `part`: their merged-vocabulary term, row and frequency."""
+    rows = np.asarray(part.rows[low:high], dtype=np.int64)
+    frequencies = np.asarray(part.frequencies[low:high])
+    term_of = np.searchsorted(part.starts, np.arange(low, high), side="right") - 1
+    return local[term_of], rows, frequencies
 
 
 def _write(

@@ -199,7 +199,13 @@ class VectorSet:
                     rows = np.flatnonzero(keep)
                     places = np.stack([np.full(len(rows), len(self._files)), rows], axis=1)
                     coded_places.append(places.astype(np.int64))
-                    self._files.append(os.open(folder / f"{segment.name}{ROWS}", os.O_RDONLY))
+                    fd = os.open(folder / f"{segment.name}{ROWS}", os.O_RDONLY)
+                    self._files.append(fd)
+                    # Re-scoring reads rows all over the file: have the kernel read it ahead
+                    # into the page cache (not this process's memory) instead of a query
+                    # waiting on the disk for each row it scores first after a load.
+                    if hasattr(os, "posix_fadvise"):
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
                     part = faiss.read_index(str(folder / f"{segment.name}{CODES}"))
                     if self.coded is None:
                         self.coded = part
