@@ -759,3 +759,39 @@ def test_peaks_outside_the_passage_still_give_a_span_inside_it(monkeypatch, tiny
     (span,) = reader.read(question, [passage])
     assert span is not None
     assert check_well_formed(passage, span) in ("Talks", "Talks.", ".")
+
+
+def test_a_span_that_restates_the_question_loses_to_one_that_answers_it(
+    monkeypatch, tiny_model, tokenizer
+) -> None:
+    """The model's best span runs across the question's own words ("basketball player
+    Brittney Griner, the United States delivered … Viktor Bout"); each repeated word costs it
+    `echo_penalty`, and the span without them wins. Without the penalty the long one does."""
+    question = "Who did the United States release in exchange for Brittney Griner?"
+    passage = (
+        "In exchange for the release of basketball player Brittney Griner, the United States "
+        "delivered notorious Russian arms trafficker Viktor Bout."
+    )
+    peaks = {"basketball": (10.0, 0.0), "viktor": (8.0, 0.0), "bout": (0.0, 10.0)}
+    ids_of = {word: tokenizer(word, add_special_tokens=False)["input_ids"] for word in peaks}
+
+    def run(feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        starts = np.zeros(feed["input_ids"].shape, dtype=np.float32)
+        ends = np.zeros(feed["input_ids"].shape, dtype=np.float32)
+        for row, ids in enumerate(feed["input_ids"].tolist()):
+            for word, (start, end) in peaks.items():
+                for i in _find(ids, ids_of[word]):
+                    starts[row, i] += start
+                    ends[row, i + len(ids_of[word]) - 1] += end
+        return starts, ends
+
+    answers = {}
+    for penalty in (0.0, 0.75):
+        reader = TrainedReader(tiny_model, echo_penalty=penalty, typed_slack=0)
+        reader.warm_up()
+        monkeypatch.setattr(reader, "_run", run)
+        (span,) = reader.read(question, [passage])
+        assert span is not None
+        answers[penalty] = span_text(passage, span)
+    assert answers[0.0].startswith("basketball player Brittney Griner")
+    assert answers[0.75] == "Viktor Bout"

@@ -28,6 +28,7 @@ import numpy as np
 
 from qa.reading.base import Span
 from qa.reading.heuristic import kind_intervals, question_type
+from qa.terms import STOPWORDS, content_stems, stem, words
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ class TrainedReader:
         typed_slack: for a question that asks for a kind of answer (a duration, a number, a
             date, a place, a name), the best span of that kind wins over the best span of
             any kind when its score is at most this much lower; 0 turns this off.
+        echo_penalty: subtracted from a span's score for each of its tokens that repeats a
+            content word of the question: answers rarely restate what the question already
+            says, and the model's own scores often run a span across the question's words
+            ("basketball player Brittney Griner … Viktor Bout"). 0 turns this off.
         runtime: "onnx" or "torch".
     """
 
@@ -87,6 +92,7 @@ class TrainedReader:
         max_answer_tokens: int = 30,
         batch_size: int = 16,
         typed_slack: float = 2.0,
+        echo_penalty: float = 0.75,
         runtime: str = "onnx",
     ):
         if runtime not in ("onnx", "torch"):
@@ -97,6 +103,7 @@ class TrainedReader:
         self._max_answer_tokens = max_answer_tokens
         self._batch_size = batch_size
         self._typed_slack = typed_slack
+        self._echo_penalty = echo_penalty
         self._runtime = runtime
         self._tokenizer: Any = None
         self._question_tokenizer: Any = None
@@ -230,6 +237,8 @@ class TrainedReader:
         question = self._short_question(question)
         texts = list(dict.fromkeys(f.text for f in focuses))
         of_kind = {text: kind_intervals(text, kinds[:1]) if typed else [] for text in texts}
+        asked = set(content_stems(question)) if self._echo_penalty else set()
+        echoes = {text: _echo_mask(text, asked) for text in texts}
         of_text: dict[str, list[int]] = {text: [] for text in texts}
         for index, focus in enumerate(focuses):
             of_text[focus.text].append(index)
@@ -252,6 +261,7 @@ class TrainedReader:
                     end_logits[row],
                     focuses[index],
                     of_kind[text],
+                    echoes[text],
                 )
                 current = best[index]
                 if reading is not None and (current is None or reading.logit > current.logit):
@@ -289,9 +299,11 @@ class TrainedReader:
         end_logits: np.ndarray,
         focus: Focus,
         of_kind: Sequence[tuple[int, int]] = (),
+        echo: np.ndarray | None = None,
     ) -> Reading | None:
         """The best span inside `focus` of one window (token `offsets` into the text; tokens
-        `in_passage` are the text's, not the question's or padding)."""
+        `in_passage` are the text's, not the question's or padding; `echo[c]` marks the
+        characters of the text that repeat the question's words)."""
         allowed = in_passage & (offsets[:, 0] >= focus.start) & (offsets[:, 1] <= focus.end)
         positions = np.flatnonzero(allowed)
         if positions.size == 0:
@@ -301,6 +313,9 @@ class TrainedReader:
         pair = starts[:, None] + ends[None, :]
         gap = positions[None, :] - positions[:, None]
         pair = np.where((gap >= 0) & (gap < self._max_answer_tokens), pair, -np.inf)
+        if echo is not None and self._echo_penalty:
+            repeats = np.concatenate([[0.0], np.cumsum(echo[offsets[positions, 0]])])
+            pair = pair - self._echo_penalty * (repeats[None, 1:] - repeats[:-1, None])
         flat = np.unravel_index(int(np.argmax(pair)), pair.shape)
         i, j = int(flat[0]), int(flat[1])
         if of_kind:
@@ -328,6 +343,15 @@ class TrainedReader:
             if any(low <= start and end <= high for low, high in of_kind):
                 return int(i), int(j)
         return best
+
+
+def _echo_mask(text: str, asked: set[str]) -> np.ndarray:
+    """`mask[c]` is true where character c lies in a word whose stem is one of `asked`."""
+    mask = np.zeros(len(text) + 1, dtype=bool)
+    for word in words(text):
+        if word.group().lower() not in STOPWORDS and stem(word.group()) in asked:
+            mask[word.start() : word.end()] = True
+    return mask
 
 
 def _torch_runner(model: Any) -> Any:
