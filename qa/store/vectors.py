@@ -43,7 +43,10 @@ class AnnSettings:
     nlist: int = 0  # IVF lists; 0: about 4·√n, a power of two between 64 and 8192
     m: int = 0  # PQ bytes a vector (8-bit codes); 0: one per 4 dimensions
     nprobe: int = 64  # lists searched per query
-    refine: int = 10  # candidates re-scored exactly: refine × k, at least 100
+    # Candidates re-scored exactly: refine × k, at least 100. At 1M chunks, 10 against 4 cost
+    # hybrid search 58 against 30 ms p50 (a hybrid search asks for 50 chunks and 200 sentences,
+    # so 10 read 2,500 rows) for one question in 200 leaving the top 10 (benchmarks/scale.py).
+    refine: int = 4
     selective: float = 0.05  # a filter keeping less than this share scans every list
     train_sample: int = 100_000  # vectors the quantizer is trained on, at most
 
@@ -199,13 +202,7 @@ class VectorSet:
                     rows = np.flatnonzero(keep)
                     places = np.stack([np.full(len(rows), len(self._files)), rows], axis=1)
                     coded_places.append(places.astype(np.int64))
-                    fd = os.open(folder / f"{segment.name}{ROWS}", os.O_RDONLY)
-                    self._files.append(fd)
-                    # Re-scoring reads rows all over the file: have the kernel read it ahead
-                    # into the page cache (not this process's memory) instead of a query
-                    # waiting on the disk for each row it scores first after a load.
-                    if hasattr(os, "posix_fadvise"):
-                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                    self._files.append(os.open(folder / f"{segment.name}{ROWS}", os.O_RDONLY))
                     part = faiss.read_index(str(folder / f"{segment.name}{CODES}"))
                     if self.coded is None:
                         self.coded = part
