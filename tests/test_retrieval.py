@@ -854,3 +854,23 @@ def test_full_text_search_leaves_common_words_out_only_in_a_big_index(passages, 
 
 def test_when_every_word_is_common_the_rarest_stays():
     assert list(without_common_words(["council", "year"], 1_000_000, frequencies_of)) == ["year"]
+
+
+def test_the_sentences_of_filtered_chunks_come_from_memory_as_from_sql(newsroom) -> None:
+    reader = newsroom._reader
+    chunk_ids = [row["id"] for row in chunk_rows(newsroom)]
+    for subset in (chunk_ids, chunk_ids[::3], chunk_ids[5:6], [], [max(chunk_ids) + 99]):
+        expected = (
+            [
+                row[0]
+                for row in reader.query(
+                    "SELECT id FROM sentence_vectors WHERE chunk IN "
+                    f"({','.join('?' * len(subset))})",
+                    subset,
+                )
+            ]
+            if subset
+            else []
+        )
+        assert sorted(reader._sentence_ids_of(subset)) == sorted(expected)
+        assert len(expected) >= len(subset) - 1  # every real chunk has sentences

@@ -102,6 +102,7 @@ class IndexReader:
         self._sentence_vectors = sentence_vectors
         self._lexical = lexical  # None: an index built before postings, searched by FTS5
         self._sentence_chunks: tuple[np.ndarray, np.ndarray] | None = None
+        self._sentences_by_chunk: tuple[np.ndarray, np.ndarray] | None = None
         self._db = db
         self._lock = threading.Lock()
         self.stale = False  # see release_log()
@@ -271,23 +272,32 @@ class IndexReader:
             depth *= 2
 
     def _sentence_ids_of(self, chunk_ids: Sequence[int]) -> list[int]:
-        found: list[int] = []
-        for begin in range(0, len(chunk_ids), 500):
-            batch = list(chunk_ids[begin : begin + 500])
-            rows = self.query(
-                f"SELECT id FROM sentence_vectors WHERE chunk IN ({','.join('?' * len(batch))})",
-                batch,
-            )
-            found.extend(row[0] for row in rows)
-        return found
+        """The ids of the sentence vectors of `chunk_ids`, from the in-memory map."""
+        ids, chunks = self._sentence_map()
+        if self._sentences_by_chunk is None:
+            by_chunk = np.argsort(chunks, kind="stable")
+            self._sentences_by_chunk = (by_chunk, chunks[by_chunk])
+        order, sorted_chunks = self._sentences_by_chunk
+        wanted = np.unique(np.asarray(chunk_ids, dtype=np.int64))
+        lows = np.searchsorted(sorted_chunks, wanted, side="left")
+        highs = np.searchsorted(sorted_chunks, wanted, side="right")
+        counts = highs - lows
+        # Every position lows[i] .. highs[i] - 1, for all i, in one vector.
+        starts = np.repeat(lows - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        places = starts + np.arange(int(counts.sum()))
+        return ids[order[places]].tolist()
 
-    def _chunks_of_sentences(self, sentence_ids: Sequence[int]) -> dict[int, int]:
-        # Held in memory (16 bytes a sentence): a query per search cost more than the search.
+    def _sentence_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sentence vector ids (ascending) and their chunks, loaded once: 16 bytes a sentence."""
         if self._sentence_chunks is None:
             rows = self.query("SELECT id, chunk FROM sentence_vectors ORDER BY id")
             pairs = np.asarray([tuple(row) for row in rows], dtype=np.int64).reshape(-1, 2)
             self._sentence_chunks = (pairs[:, 0].copy(), pairs[:, 1].copy())
-        ids, chunks = self._sentence_chunks
+        return self._sentence_chunks
+
+    def _chunks_of_sentences(self, sentence_ids: Sequence[int]) -> dict[int, int]:
+        # Held in memory: a query per search cost more than the search.
+        ids, chunks = self._sentence_map()
         wanted = np.asarray(sentence_ids, dtype=np.int64)
         places = np.searchsorted(ids, wanted)
         return {int(i): int(chunks[p]) for i, p in zip(wanted, places, strict=True)}
@@ -316,8 +326,11 @@ class IndexReader:
     def filtered_chunk_ids(self, filters: ChunkFilter) -> list[int]:
         """Ids of the chunks whose article passes `filters`."""
         where, parameters = filters.sql()
+        # The articles first, from a covering index, then their chunks by chunks_article: a
+        # join looked up every chunk's article row, text pages included (2.3 s at 1M chunks).
         rows = self.query(
-            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article WHERE {where}",
+            f"""SELECT c.id FROM chunks c
+                WHERE c.article IN (SELECT a.id FROM articles a WHERE {where})""",
             parameters,
         )
         return [row["id"] for row in rows]

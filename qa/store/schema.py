@@ -63,6 +63,8 @@ CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
 -- What an incremental build compares the corpus with, read without the articles' text pages.
 CREATE INDEX IF NOT EXISTS articles_catalog ON articles(article_id, path, content_hash);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+-- What a filter reads to list the articles it keeps, without their text pages.
+CREATE INDEX IF NOT EXISTS articles_filter ON articles(source, published, article_id);
 -- The vector segments that make up the index (files in segments/, never changed once written).
 CREATE TABLE IF NOT EXISTS segments (
     name TEXT PRIMARY KEY,
