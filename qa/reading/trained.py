@@ -238,7 +238,7 @@ class TrainedReader:
         texts = list(dict.fromkeys(f.text for f in focuses))
         of_kind = {text: kind_intervals(text, kinds[:1]) if typed else [] for text in texts}
         asked = set(content_stems(question)) if self._echo_penalty else set()
-        echoes = {text: _echo_mask(text, asked) for text in texts}
+        echoes = {text: _echo_mask(text, asked) if asked else None for text in texts}
         of_text: dict[str, list[int]] = {text: [] for text in texts}
         for index, focus in enumerate(focuses):
             of_text[focus.text].append(index)
