@@ -357,10 +357,13 @@ def _echo_mask(text: str, asked: set[str]) -> np.ndarray:
 def _torch_runner(model: Any) -> Any:
     import torch
 
+    device = next(model.parameters()).device
+
     def run(feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            out = model(**{k: torch.from_numpy(v) for k, v in feed.items()}, return_dict=True)
-        return out.start_logits.float().numpy(), out.end_logits.float().numpy()
+            inputs = {k: torch.from_numpy(v).to(device) for k, v in feed.items()}
+            out = model(**inputs, return_dict=True)
+        return out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
 
     return run
 

