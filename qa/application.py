@@ -19,7 +19,7 @@ from qa.live import IndexUpdater, LiveAssistant
 from qa.news.speakers import SpeakerFinder
 from qa.reading import Reader
 from qa.service import Assistant
-from qa.store import IndexReader
+from qa.store import AnyIndex
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def make_application(
     reader = make_short_reader(settings)
     speakers = SpeakerFinder()  # spaCy, loaded on the first quote it looks at
 
-    def make_assistant(index: IndexReader, embedder: Embedder) -> Assistant:
+    def make_assistant(index: AnyIndex, embedder: Embedder) -> Assistant:
         return Assistant(index, embedder, short_reader=reader, speakers=speakers)
 
     live = LiveAssistant(

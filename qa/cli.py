@@ -33,6 +33,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         corpus_dir=getattr(args, "corpus", None),
         reader=getattr(args, "reader", None),
         reader_model=getattr(args, "reader_model", None),
+        cluster=getattr(args, "cluster", None),
+        shards=getattr(args, "shards", None),
+        cluster_workers=getattr(args, "workers", None),
+        shard_replicas=getattr(args, "replicas", None),
     )
 
 
@@ -75,9 +79,9 @@ def _index_compact(args: argparse.Namespace) -> int:
 
 
 def _index_stats(args: argparse.Namespace) -> int:
-    from qa.store import IndexReader
+    from qa.store import open_index
 
-    stats = IndexReader.open(_settings(args).index_dir).stats()
+    stats = open_index(_settings(args).index_dir).stats()
     if args.json:
         _print_json(stats)
     else:
@@ -299,6 +303,13 @@ def _parser() -> argparse.ArgumentParser:
     build = index_commands.add_parser("build", parents=[common], help="build or update the index")
     build.add_argument("--corpus", help="articles folder (default: corpus)")
     build.add_argument("--full", action="store_true", help="re-embed every article")
+    _cluster_arguments(build)
+    build.add_argument(
+        "--shards", type=int, help="write a sharded index of N shards (default 3 with --cluster)"
+    )
+    build.add_argument(
+        "--workers", type=int, default=2, help="embedding workers on the cluster (default 2)"
+    )
     build.set_defaults(handler=_index_build)
     stats = index_commands.add_parser("stats", parents=[common], help="counts, model, size")
     stats.set_defaults(handler=_index_stats)
@@ -366,6 +377,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
     return parser
+
+
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on a Ray cluster: its address, 'auto' (the one `ray start` made here, else a "
+        "new local one) or 'local' (needs pip install -e '.[cluster]')",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

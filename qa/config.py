@@ -19,6 +19,7 @@ ENVIRONMENT = {
     "QA_READER": "reader",
     "QA_READER_MODEL": "reader_model",
     "QA_ADMIN_TOKEN": "admin_token",
+    "QA_CLUSTER": "cluster",
 }
 
 
@@ -37,6 +38,12 @@ class Settings:
     approximate_threshold: int = 200_000
     reader: str = "trained"  # short-answer reader: "trained" or "heuristic"
     reader_model: str = ""  # the trained reader's folder; "" is the shipped models/reader
+    # A Ray cluster to build and serve on ("auto", "local" or an address; `qa.cluster`), None:
+    # this process only. Builds on a cluster write a sharded index (`qa.store.sharded`).
+    cluster: str | None = None
+    shards: int | None = None  # the shard count of a new sharded index (default 3 on a cluster)
+    cluster_workers: int = 2  # embedding actors of a cluster build
+    shard_replicas: int = 1  # Ray Serve replicas of each shard
     # The bearer token of the admin routes and the chat's "Add articles" tab; None: disabled.
     admin_token: str | None = field(default=None, repr=False)
 

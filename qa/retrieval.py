@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from qa.embedding import Embedder
-from qa.store import ChunkFilter, IndexReader
+from qa.store import AnyIndex, ChunkFilter
 from qa.terms import STOPWORDS
 from qa.types import Hit
 
@@ -91,9 +91,7 @@ def _with_ranks(
 class Retriever:
     """Hybrid retrieval over one index: BM25 and FAISS, fused by reciprocal rank."""
 
-    def __init__(
-        self, reader: IndexReader, embedder: Embedder, fusion: FusionSettings | None = None
-    ):
+    def __init__(self, reader: AnyIndex, embedder: Embedder, fusion: FusionSettings | None = None):
         self._reader = reader
         self._embedder = embedder
         self.fusion = fusion or FusionSettings()

@@ -13,12 +13,12 @@ from qa.components import make_chunker, make_embedder, make_short_reader
 from qa.config import Settings
 from qa.dates import parse_date
 from qa.embedding import Embedder
-from qa.indexing import BuildReport, build_index
+from qa.indexing import BuildReport, build_index, build_sharded_index
 from qa.news.annotate import NewsAnnotator
 from qa.news.speakers import SpeakerFinder
 from qa.reading import Reader
 from qa.retrieval import FusionSettings, Retriever, SearchMode, clean_query
-from qa.store import AnnSettings, ChunkFilter, IndexReader, IndexUnusable
+from qa.store import AnnSettings, AnyIndex, ChunkFilter, IndexUnusable, open_index, sharded_index
 from qa.types import Answer, Article, Hit, Skipped
 
 
@@ -30,8 +30,11 @@ def build(
     progress: bool = False,
     on_skip: Callable[[Skipped], None] | None = None,
 ) -> BuildReport:
-    """Build or update the index in `settings.index_dir` from `settings.corpus_dir`."""
+    """Build or update the index in `settings.index_dir` from `settings.corpus_dir`: a sharded
+    one when it is sharded already, or asked for (`settings.shards`, `settings.cluster`)."""
     embedder = embedder or make_embedder(settings)
+    if settings.cluster or settings.shards or sharded_index(settings.index_dir):
+        return _build_sharded(settings, embedder, full=full, progress=progress, on_skip=on_skip)
     return build_index(
         settings.corpus_dir,
         settings.index_dir,
@@ -45,12 +48,45 @@ def build(
     )
 
 
+def _build_sharded(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    full: bool,
+    progress: bool,
+    on_skip: Callable[[Skipped], None] | None,
+) -> BuildReport:
+    pipeline = None
+    shards = settings.shards
+    if settings.cluster:
+        from qa.cluster import connect
+        from qa.cluster.build import ray_pipeline
+
+        ray = connect(settings.cluster, num_cpus=None)
+        pipeline = ray_pipeline(settings, ray, workers=settings.cluster_workers)
+        if shards is None and not sharded_index(settings.index_dir):
+            shards = 3
+    return build_sharded_index(
+        settings.corpus_dir,
+        settings.index_dir,
+        embedder,
+        make_chunker(settings, embedder),
+        shards=shards,
+        pipeline=pipeline,
+        full=full,
+        max_file_bytes=settings.max_file_bytes,
+        progress=progress,
+        on_skip=on_skip,
+        ann=AnnSettings(threshold=settings.approximate_threshold),
+    )
+
+
 class Assistant:
     """Question answering over one index. Build it with `Assistant.load(index_dir)`."""
 
     def __init__(
         self,
-        reader: IndexReader,
+        reader: AnyIndex,
         embedder: Embedder,
         fusion: FusionSettings | None = None,
         *,
@@ -94,7 +130,7 @@ class Assistant:
         """Open the index in `index_dir`, checking it against the configured embedder."""
         settings = settings or Settings(index_dir=Path(index_dir))
         return cls(
-            IndexReader.open(index_dir),
+            open_index(index_dir),
             embedder or make_embedder(settings),
             short_reader=short_reader or make_short_reader(settings),
             speakers=speakers or SpeakerFinder(),
@@ -176,6 +212,6 @@ def _filters(
     )
 
 
-def _article_text(reader: IndexReader, article_id: str) -> str:
+def _article_text(reader: AnyIndex, article_id: str) -> str:
     article = reader.article(article_id)
     return article.text if article else ""

@@ -33,7 +33,7 @@ from qa.news.dates import asks_for_latest, relative_dates
 from qa.news.speakers import asks_who_said
 from qa.reading import Focus, HeuristicReader, Reader, Span, TrainedReader, question_terms
 from qa.retrieval import Retriever, clean_query
-from qa.store import ChunkFilter, IndexReader
+from qa.store import AnyIndex, ChunkFilter
 from qa.terms import content_stems, normalize_answer, words
 from qa.types import Answer, Citation, Disagreement, Hit, Speaker
 
@@ -124,7 +124,7 @@ class Answerer:
 
     def __init__(
         self,
-        reader: IndexReader,
+        reader: AnyIndex,
         retriever: Retriever,
         embedder: Embedder,
         *,

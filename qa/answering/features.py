@@ -18,7 +18,7 @@ import numpy as np
 
 from qa.reading import HeuristicReader, Reading, Span, is_kind, question_terms, question_type
 from qa.retrieval import Retriever
-from qa.store import ChunkFilter, IndexReader
+from qa.store import AnyIndex, ChunkFilter
 from qa.terms import content_sequence, content_stems, stem, words
 from qa.types import Hit
 
@@ -132,7 +132,7 @@ class SentenceCollector:
         retriever: finds the passages.
     """
 
-    def __init__(self, reader: IndexReader, retriever: Retriever):
+    def __init__(self, reader: AnyIndex, retriever: Retriever):
         self._reader = reader
         self._retriever = retriever
         self._heuristic = HeuristicReader()

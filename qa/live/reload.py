@@ -20,7 +20,7 @@ from typing import Any
 from qa.dates import utc_timestamp
 from qa.embedding import Embedder
 from qa.service import Assistant
-from qa.store import IndexReader, IndexUnusable, read_manifest
+from qa.store import AnyIndex, IndexUnusable, open_index, read_any_manifest
 
 
 class LiveAssistant:
@@ -43,15 +43,15 @@ class LiveAssistant:
         embedder: Embedder,
         *,
         check_interval: float = 1.0,
-        make_assistant: Callable[[IndexReader, Embedder], Assistant] | None = None,
+        make_assistant: Callable[[AnyIndex, Embedder], Assistant] | None = None,
     ):
         self.index_dir = Path(index_dir)
         self.check_interval = check_interval
         self._embedder = embedder
         self._make = make_assistant or (lambda reader, emb: Assistant(reader, emb))
         self._current: Assistant | None = None
-        self._reader: IndexReader | None = None
-        self._replaced: weakref.ref[IndexReader] | None = None
+        self._reader: AnyIndex | None = None
+        self._replaced: weakref.ref[AnyIndex] | None = None
         self._log_released = False
         self._generation: str | None = None
         self._revision: str | None = None
@@ -132,7 +132,7 @@ class LiveAssistant:
         """Load the index's current revision unless it is loaded already. Lock held."""
         manifest = None
         try:
-            manifest = read_manifest(self.index_dir)
+            manifest = read_any_manifest(self.index_dir)
             if manifest is None:
                 if self._current is not None:
                     return  # manifest gone (index being replaced by hand?): keep serving
@@ -144,7 +144,7 @@ class LiveAssistant:
                 return
             if manifest.revision == self._failed_revision and not retry_failed:
                 return
-            reader = IndexReader.open(self.index_dir)
+            reader = open_index(self.index_dir)
             try:
                 assistant = self._make(reader, self._embedder)
             except BaseException:

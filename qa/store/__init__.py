@@ -26,6 +26,14 @@ from qa.store.schema import (
     MANIFEST,
     TITLE_WEIGHT,
 )
+from qa.store.sharded import (
+    AnyIndex,
+    ShardedReader,
+    open_index,
+    read_any_manifest,
+    shard_of,
+    sharded_index,
+)
 from qa.store.vectors import AnnSettings
 from qa.store.writer import GenerationWriter
 
@@ -36,15 +44,21 @@ __all__ = [
     "MANIFEST",
     "TITLE_WEIGHT",
     "AnnSettings",
+    "AnyIndex",
     "Catalog",
     "ChunkFilter",
     "GenerationWriter",
     "IndexReader",
     "IndexUnusable",
     "Manifest",
+    "ShardedReader",
     "build_lock",
     "library_versions",
+    "open_index",
+    "read_any_manifest",
     "read_catalog",
     "read_manifest",
     "remove_abandoned",
+    "shard_of",
+    "sharded_index",
 ]

@@ -24,6 +24,7 @@ import re
 import unicodedata
 from array import array
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -291,6 +292,37 @@ _NO_ROWS = np.zeros(0, dtype=np.int32)
 _NO_FREQUENCIES = np.zeros(0, dtype=np.float16)
 
 
+@dataclass(frozen=True)
+class CollectionStatistics:
+    """What BM25 weighs a query's terms by: the number of chunks, their total length in terms,
+    and how many chunks hold each term."""
+
+    documents: int
+    total_length: float
+    frequency: dict[str, int]
+
+    def __add__(self, other: CollectionStatistics) -> CollectionStatistics:
+        terms = self.frequency.keys() | other.frequency.keys()
+        return CollectionStatistics(
+            self.documents + other.documents,
+            self.total_length + other.total_length,
+            {t: self.frequency.get(t, 0) + other.frequency.get(t, 0) for t in terms},
+        )
+
+    @property
+    def average_length(self) -> float:
+        return self.total_length / self.documents if self.documents else 1.0
+
+    def idf(self, term: str) -> float:
+        frequency = self.frequency.get(term, 0)
+        idf = math.log((self.documents - frequency + 0.5) / (frequency + 0.5))
+        return idf if idf > 0 else 1e-6  # FTS5's floor for words in most rows
+
+
+# One segment's postings of a query: its index, then (term, (rows, frequencies)) per term found.
+_Gathered = tuple[int, list[tuple[str, tuple[np.ndarray, np.ndarray]]]]
+
+
 class LexicalSet:
     """BM25 over the live rows of every chunk segment. Read-only after loading: searches may
     run from many threads at once."""
@@ -314,19 +346,25 @@ class LexicalSet:
             total_length += float(lengths[live].sum() if live is not None else lengths.sum())
             self._parts.append((part, ids, live))
         self.documents = documents
-        self._average_length = total_length / documents if documents else 1.0
+        self._total_length = total_length
 
-    def search(
-        self, words: Sequence[str], k: int, allowed: np.ndarray | None = None
-    ) -> list[tuple[int, float]]:
-        """The `k` best chunk ids for `words` by BM25, best first; with `allowed` (sorted chunk
-        ids), only among those. Collection statistics ignore `allowed`, as FTS5's do."""
+    def statistics(self, words: Sequence[str]) -> CollectionStatistics:
+        """This set's share of the statistics BM25 needs for `words`: summed over the shards of
+        a sharded index, they make every shard score as one index would."""
         terms = query_terms(words)
-        if k <= 0 or not terms or not self.documents:
-            return []
-        found: list[list[tuple[str, np.ndarray, np.ndarray]]] = []
+        return self._statistics(terms, self._gathered(terms))
+
+    def _statistics(self, terms: Sequence[str], found: list[_Gathered]) -> CollectionStatistics:
         frequency = dict.fromkeys(terms, 0)
-        for part, _, live in self._parts:
+        for _, gathered in found:
+            for term, (rows, _) in gathered:
+                frequency[term] += len(rows)
+        return CollectionStatistics(self.documents, self._total_length, frequency)
+
+    def _gathered(self, terms: Sequence[str]) -> list[_Gathered]:
+        """Every live posting of `terms`: per segment, (term, (rows, frequencies)) pairs."""
+        found: list[_Gathered] = []
+        for index, (part, _, live) in enumerate(self._parts):
             gathered = []
             for term in terms:
                 rows, tf = part.postings(term)
@@ -334,18 +372,36 @@ class LexicalSet:
                     kept = live[rows]
                     rows, tf = rows[kept], tf[kept]
                 if len(rows):
-                    gathered.append((term, rows, tf))
-                    frequency[term] += len(rows)
-            found.append(gathered)
-        idf = {term: self._idf(count) for term, count in frequency.items()}
+                    gathered.append((term, (rows, tf)))
+            found.append((index, gathered))
+        return found
+
+    def search(
+        self,
+        words: Sequence[str],
+        k: int,
+        allowed: np.ndarray | None = None,
+        statistics: CollectionStatistics | None = None,
+    ) -> list[tuple[int, float]]:
+        """The `k` best chunk ids for `words` by BM25, best first; with `allowed` (sorted chunk
+        ids), only among those. Collection statistics ignore `allowed`, as FTS5's do; with
+        `statistics` (a whole sharded index's), those are used instead of this set's own."""
+        terms = query_terms(words)
+        if k <= 0 or not terms or not self.documents:
+            return []
+        found = self._gathered(terms)
+        statistics = statistics or self._statistics(terms, found)
+        idf = {term: statistics.idf(term) for term in terms}
+        average_length = statistics.average_length
         best: list[tuple[int, float]] = []
-        for (part, ids, _), gathered in zip(self._parts, found, strict=True):
+        for index, gathered in found:
             if not gathered:
                 continue
-            rows = np.concatenate([rows for _, rows, _ in gathered])
-            tf = np.concatenate([tf for _, _, tf in gathered]).astype(np.float64)
-            weight = np.concatenate([np.full(len(r), idf[t]) for t, r, _ in gathered])
-            norm = K1 * (1 - B + B * np.asarray(part.lengths[rows]) / self._average_length)
+            part, ids, _ = self._parts[index]
+            rows = np.concatenate([rows for _, (rows, _) in gathered])
+            tf = np.concatenate([tf for _, (_, tf) in gathered]).astype(np.float64)
+            weight = np.concatenate([np.full(len(r), idf[t]) for t, (r, _) in gathered])
+            norm = K1 * (1 - B + B * np.asarray(part.lengths[rows]) / average_length)
             scores = np.bincount(rows, weight * tf * (K1 + 1) / (tf + norm), len(ids))
             candidates = np.flatnonzero(scores)
             if allowed is not None:
@@ -356,10 +412,6 @@ class LexicalSet:
             best.extend(zip(ids[candidates].tolist(), scores[candidates].tolist(), strict=True))
         best.sort(key=lambda pair: (-pair[1], pair[0]))
         return best[:k]
-
-    def _idf(self, frequency: int) -> float:
-        idf = math.log((self.documents - frequency + 0.5) / (frequency + 0.5))
-        return idf if idf > 0 else 1e-6  # FTS5's floor for words in most rows
 
     def memory_bytes(self) -> int:
         """Held in memory: term tables and the id and liveness arrays (postings are mapped)."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from qa.store.filters import IN_LIST, ChunkFilter, json_list
 from qa.store.manifest import IndexUnusable, Manifest, read_manifest_file, read_state
-from qa.store.postings import LexicalSet, has_postings
+from qa.store.postings import CollectionStatistics, LexicalSet, has_postings
 from qa.store.schema import (
     CHUNK_VECTORS,
     DATABASE,
@@ -341,17 +341,25 @@ class IndexReader:
         k: int,
         filters: ChunkFilter | None = None,
         allowed: Sequence[int] | None = None,
+        statistics: CollectionStatistics | None = None,
     ) -> list[tuple[int, float]]:
         """The `k` best chunks for `words` by BM25 (any of them may match), best first;
-        higher is better. `allowed`: the chunk ids `filters` keep, when already known."""
+        higher is better. `allowed`: the chunk ids `filters` keep, when already known.
+        `statistics`: a sharded index's collection statistics (`lexical_statistics` summed over
+        its shards), so that this shard's scores compare with the others'."""
         if k <= 0 or not words:
             return []
         if self._lexical is not None:
             if filters is not None and filters.active and allowed is None:
                 allowed = self.filtered_chunk_ids(filters)
             keep = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
-            return self._lexical.search(words, k, keep)
+            return self._lexical.search(words, k, keep, statistics)
         return self._full_text_search(words, k, filters)
+
+    def lexical_statistics(self, words: Sequence[str]) -> CollectionStatistics | None:
+        """This index's BM25 statistics for `words`; None for an index searched by FTS5 (built
+        before inverted files), whose scores cannot be put on another index's scale."""
+        return self._lexical.statistics(words) if self._lexical is not None else None
 
     def _full_text_search(
         self, words: Sequence[str], k: int, filters: ChunkFilter | None

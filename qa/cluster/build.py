@@ -1,0 +1,149 @@
+"""The build's heavy half on a Ray cluster: chunking, sentence splitting and embedding as a Ray
+Data pipeline whose workers are an actor pool, each actor loading the model once.
+
+The driver (`qa.indexing.build_sharded_index`) reads the corpus, decides per shard what to
+embed and what to drop, and writes the shards; this module only turns articles into embedded
+articles. Rows cross the cluster as JSON text and raw float32 bytes (no pickled objects of
+ours), in the order the articles were given (Ray Data's `preserve_order`), so a build on the
+cluster writes the same index as one in a single process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from qa.config import Settings
+from qa.indexing import EmbeddedArticle, Pipeline, chunk_and_embed
+from qa.types import Article, Chunk
+
+
+def ray_pipeline(
+    settings: Settings, ray: Any, *, workers: int = 2, batch_articles: int = 8
+) -> Pipeline:
+    """Embed on the cluster `ray` is connected to (`qa.cluster.connect`), with `workers`
+    model-holding actors taking `batch_articles` articles at a time."""
+
+    def run(articles: Sequence[Article]) -> Iterator[list[EmbeddedArticle]]:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = True
+        # Enough blocks that every worker has some from the start.
+        blocks = min(len(articles), max(workers, min(len(articles) // batch_articles, 200)))
+        dataset = ray.data.from_items(
+            [{"article": json.dumps(asdict(a))} for a in articles],
+            override_num_blocks=max(1, blocks),
+        )
+        embedded = dataset.map_batches(
+            ChunkAndEmbed,
+            fn_constructor_kwargs={"settings": _settings_json(settings)},
+            batch_size=batch_articles,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=1,
+        )
+        for batch in embedded.iter_batches(batch_size=batch_articles, batch_format="numpy"):
+            yield [
+                decode(a, c, v, s)
+                for a, c, v, s in zip(
+                    batch["article"],
+                    batch["chunks"],
+                    batch["vectors"],
+                    batch["sentence_vectors"],
+                    strict=True,
+                )
+            ]
+
+    return run
+
+
+class ChunkAndEmbed:
+    """A Ray Data actor: the chunker and the embedding model, loaded once, applied to batches
+    of articles."""
+
+    def __init__(self, settings: str):
+        from qa.components import make_chunker, make_embedder
+
+        self._embedder = make_embedder(_settings_from_json(settings))
+        self._chunker = make_chunker(_settings_from_json(settings), self._embedder)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        articles = [Article(**json.loads(str(text))) for text in batch["article"]]
+        embedded = chunk_and_embed(articles, self._chunker, self._embedder)
+        return {name: list(values) for name, values in encoded(embedded).items()}
+
+
+def encoded(embedded: Sequence[EmbeddedArticle]) -> dict[str, list[Any]]:
+    """Embedded articles as columns of JSON text and float32 bytes."""
+    columns: dict[str, list[Any]] = {
+        "article": [],
+        "chunks": [],
+        "vectors": [],
+        "sentence_vectors": [],
+    }
+    for item in embedded:
+        columns["article"].append(json.dumps(asdict(item.article)))
+        columns["chunks"].append(
+            json.dumps(
+                {
+                    "chunks": [[c.ordinal, c.start, c.end] for c in item.chunks],
+                    "sentences": item.sentences,
+                    "chunk_sentences": item.chunk_sentences,
+                    "dimension": int(item.vectors.shape[1]) if item.vectors.ndim == 2 else 0,
+                }
+            )
+        )
+        columns["vectors"].append(np.ascontiguousarray(item.vectors, np.float32).tobytes())
+        stacked = [np.asarray(v, np.float32) for v in item.sentence_vectors]
+        columns["sentence_vectors"].append(
+            np.concatenate(stacked).tobytes() if stacked and sum(len(v) for v in stacked) else b""
+        )
+    return columns
+
+
+def decode(article: Any, layout: Any, vectors: Any, sentence_vectors: Any) -> EmbeddedArticle:
+    """One row of `encoded` back as an `EmbeddedArticle`."""
+    parsed = Article(**json.loads(str(article)))
+    found = json.loads(str(layout))
+    dimension = int(found["dimension"])
+    chunks = [
+        Chunk(parsed.article_id, ordinal, start, end, parsed.text[start:end])
+        for ordinal, start, end in found["chunks"]
+    ]
+    rows = np.frombuffer(bytes(vectors), dtype=np.float32)
+    matrix = rows.reshape(len(chunks), dimension) if chunks else np.zeros((0, 0), np.float32)
+    pooled = np.frombuffer(bytes(sentence_vectors), dtype=np.float32)
+    chunk_sentences = [[(int(s), int(e)) for s, e in spans] for spans in found["chunk_sentences"]]
+    per_chunk: list[np.ndarray] = []
+    offset = 0
+    for spans in chunk_sentences:
+        count = len(spans) * dimension
+        per_chunk.append(pooled[offset : offset + count].reshape(len(spans), dimension))
+        offset += count
+    return EmbeddedArticle(
+        parsed,
+        chunks,
+        [(int(s), int(e)) for s, e in found["sentences"]],
+        matrix,
+        chunk_sentences,
+        per_chunk,
+    )
+
+
+def _settings_json(settings: Settings) -> str:
+    values = {
+        "embedding_model": settings.embedding_model,
+        "chunk_tokens": settings.chunk_tokens,
+        "overlap_tokens": settings.overlap_tokens,
+        "embed_batch_size": settings.embed_batch_size,
+        "runtime": settings.runtime,
+    }
+    return json.dumps(values)
+
+
+def _settings_from_json(text: str) -> Settings:
+    return Settings().with_values(**json.loads(text))
