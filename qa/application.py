@@ -9,6 +9,7 @@ setting means the same in each and the models are loaded once per process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from qa.live import IndexUpdater, LiveAssistant
 from qa.news.speakers import SpeakerFinder
 from qa.reading import Reader
 from qa.service import Assistant
-from qa.store import AnyIndex
+from qa.store import AnyIndex, open_index
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,17 @@ def make_application(
     def make_assistant(index: AnyIndex, embedder: Embedder) -> Assistant:
         return Assistant(index, embedder, short_reader=reader, speakers=speakers)
 
+    opener: Callable[[Path], AnyIndex] = open_index
+    if settings.cluster:
+        from qa.cluster.serve import shard_opener
+
+        opener = shard_opener(settings)
     live = LiveAssistant(
-        settings.index_dir, shared, check_interval=check_interval, make_assistant=make_assistant
+        settings.index_dir,
+        shared,
+        check_interval=check_interval,
+        make_assistant=make_assistant,
+        open_reader=opener,
     )
     updater = IndexUpdater(settings, shared, live)
     if startup_build and Path(settings.corpus_dir).is_dir():

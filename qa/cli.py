@@ -179,9 +179,9 @@ def _index_watch(args: argparse.Namespace) -> int:
 
 def _corpus_of(index_dir: Path) -> Path | None:
     """The corpus folder the index's last build read, when it still exists."""
-    from qa.store import read_manifest
+    from qa.store import read_any_manifest
 
-    manifest = read_manifest(index_dir)
+    manifest = read_any_manifest(index_dir)
     recorded = manifest.last_build.get("corpus") if manifest else None
     return Path(recorded) if recorded and Path(recorded).is_dir() else None
 
@@ -367,6 +367,10 @@ def _parser() -> argparse.ArgumentParser:
         "QA_ADMIN_TOKEN environment variable; without it they answer 403.",
     )
     serve.add_argument("--corpus", help="articles folder (default: corpus)")
+    _cluster_arguments(serve)
+    serve.add_argument(
+        "--replicas", type=int, help="Ray Serve replicas of each shard, with --cluster (default 1)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     serve.add_argument(

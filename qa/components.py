@@ -24,6 +24,8 @@ def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
         settings.embedding_model,
         batch_size=settings.embed_batch_size,
         runtime=settings.runtime,
+        # Served from a cluster, the shard replicas may share this machine's cores.
+        spin=not settings.cluster,
     )
 
 

@@ -100,9 +100,15 @@ class SentenceTransformerEmbedder:
         device: str = "cpu",
         batch_size: int = 32,
         runtime: str = "onnx",
+        spin: bool = True,
     ):
+        """`spin`: let ONNX Runtime's threads spin between runs (the quickest single query, by
+        about 1 ms); turn it off where other processes need the cores between queries (Ray
+        Serve's shard replicas on the same machine: a sharded search took 36 ms with it on and
+        19 ms off, `benchmarks/cluster.py`)."""
         if runtime not in ("onnx", "torch"):
             raise ValueError(f"runtime must be 'onnx' or 'torch', not {runtime!r}")
+        self._spin = spin
         self._model_name = model
         self._device = device
         self._batch_size = batch_size
@@ -272,7 +278,7 @@ class SentenceTransformerEmbedder:
 
                 files = [p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts]
                 model = cached_export(model_key("encoder", files), self._export_checked)
-                self._onnx = OnnxEncoder(folder, model)
+                self._onnx = OnnxEncoder(folder, model, spin=self._spin)
             except Exception as error:  # any export or runtime failure: PyTorch still works
                 log.warning("model run by PyTorch: ONNX Runtime unavailable (%s)", error)
             self._onnx_tried = True
@@ -328,7 +334,7 @@ class OnnxEncoder:
     Normalize); the constructor raises ValueError for others.
     """
 
-    def __init__(self, folder: Path, model: bytes):
+    def __init__(self, folder: Path, model: bytes, *, spin: bool = True):
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -363,6 +369,8 @@ class OnnxEncoder:
         self._tokenizer.enable_truncation(self.max_sequence)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             model, options, providers=["CPUExecutionProvider"]
         )

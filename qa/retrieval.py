@@ -8,14 +8,15 @@ paraphrases one sentence): on SQuAD, recall@1 74.7% against 66.3% (benchmarks/sq
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 from qa.embedding import Embedder
-from qa.store import AnyIndex, ChunkFilter
+from qa.store import AnyIndex, ChunkFilter, ShardedReader
+from qa.store.reader import RankingRequest
 from qa.terms import STOPWORDS
 from qa.types import Hit
 
@@ -122,7 +123,9 @@ class Retriever:
         if not query or k <= 0:
             return []
         filters = filters if filters and filters.active else None
-        allowed = self._reader.filtered_chunk_ids(filters) if filters else None
+        sharded = isinstance(self._reader, ShardedReader)
+        # A sharded index's shards apply the filters themselves (pushed down, no id lists).
+        allowed = self._reader.filtered_chunk_ids(filters) if filters and not sharded else None
         if allowed is not None and not allowed:
             return []
         # Overlapping neighbours are removed after ranking, so rank more than asked for, and
@@ -130,7 +133,7 @@ class Retriever:
         depth = max(self.fusion.depth, 2 * k) if mode == "hybrid" else 2 * k + 4
         words = lexical_words(query) if mode != "dense" else []
         beside = None
-        if mode == "hybrid":
+        if mode == "hybrid" and not sharded:
             # BM25 (numpy over memory-mapped postings, or SQLite), the query encoder and FAISS
             # mostly let go of the GIL: the lexical search runs beside the rest, so a hybrid
             # search takes about the longer of the two rather than their sum.
@@ -141,36 +144,129 @@ class Retriever:
         if mode in ("hybrid", "dense"):
             vector = self._embedder.embed_query(query) if query_vector is None else query_vector
         while True:
-            named: dict[str, tuple[float, list[tuple[int, float]]]] = {}
-            if mode == "hybrid" and beside is None:
-                beside = self._lexical_pool().submit(
-                    self._reader.lexical_search, words, depth, filters, allowed
+            if sharded:
+                named, hits = self._sharded_rankings(
+                    mode, words, vector, depth, filters, allowed, k
                 )
-            if vector is not None and self.fusion.dense_weight > 0:
-                dense = self._reader.search_vectors(vector, depth, allowed)
-                named["dense"] = (self.fusion.dense_weight, dense)
-            if vector is not None and self.fusion.sentence_weight > 0:
-                by_sentence = self._reader.search_sentences(vector, depth, allowed)
-                named["sentence"] = (self.fusion.sentence_weight, by_sentence)
-            if beside is not None:
-                named["lexical"] = (self.fusion.lexical_weight, beside.result())
+            else:
+                named = self._rankings(mode, words, vector, depth, filters, allowed, beside)
                 beside = None
-            elif mode == "lexical":
-                lexical = self._reader.lexical_search(words, depth, filters, allowed)
-                named["lexical"] = (self.fusion.lexical_weight, lexical)
+                hits = None
             rankings = list(named.values())
             scored = rankings[0][1] if len(rankings) == 1 else self._fuse(rankings)
-            hits = _without_overlaps(self._reader.hits(scored))
+            if hits is None:
+                kept = _without_overlaps(self._reader.hits(scored))
+            else:
+                kept = self._sharded_hits(scored, hits, k)
             exhausted = all(len(ranking) < depth for _, ranking in rankings)
-            if len(hits) >= k or exhausted:
-                return _with_ranks(hits[:k], named)
+            if len(kept) >= k or exhausted:
+                return _with_ranks(kept[:k], named)
             depth *= 2
+
+    def _rankings(
+        self,
+        mode: SearchMode,
+        words: list[str],
+        vector: np.ndarray | None,
+        depth: int,
+        filters: ChunkFilter | None,
+        allowed: list[int] | None,
+        beside: Future[list[tuple[int, float]]] | None,
+    ) -> dict[str, tuple[float, list[tuple[int, float]]]]:
+        named: dict[str, tuple[float, list[tuple[int, float]]]] = {}
+        if mode == "hybrid" and beside is None:
+            beside = self._lexical_pool().submit(
+                self._reader.lexical_search, words, depth, filters, allowed
+            )
+        if vector is not None and self.fusion.dense_weight > 0:
+            dense = self._reader.search_vectors(vector, depth, allowed)
+            named["dense"] = (self.fusion.dense_weight, dense)
+        if vector is not None and self.fusion.sentence_weight > 0:
+            by_sentence = self._reader.search_sentences(vector, depth, allowed)
+            named["sentence"] = (self.fusion.sentence_weight, by_sentence)
+        if beside is not None:
+            named["lexical"] = (self.fusion.lexical_weight, beside.result())
+        elif mode == "lexical":
+            lexical = self._reader.lexical_search(words, depth, filters, allowed)
+            named["lexical"] = (self.fusion.lexical_weight, lexical)
+        return named
+
+    def _sharded_hits(
+        self, scored: list[tuple[int, float]], hits: dict[int, Hit], k: int
+    ) -> list[Hit]:
+        """The best `k` hits without overlaps, in fused order, from the hits the shards sent
+        with their rankings (those of their best chunks), asking for any other that is
+        reached (rarely: a chunk fused into the top from low places in every ranking)."""
+        kept: list[Hit] = []
+        for begin in range(0, len(scored), 4 * k):
+            part = scored[begin : begin + 4 * k]
+            missing = [pair for pair in part if pair[0] not in hits]
+            if missing:
+                hits.update({hit.chunk_id: hit for hit in self._reader.hits(missing)})
+            found = [replace(hits[c], score=score) for c, score in part if c in hits]
+            kept = _without_overlaps(kept + found)
+            if len(kept) >= k:
+                break
+        return kept
+
+    def _sharded_rankings(
+        self,
+        mode: SearchMode,
+        words: list[str],
+        vector: np.ndarray | None,
+        depth: int,
+        filters: ChunkFilter | None,
+        allowed: list[int] | None,
+        k: int,
+    ) -> tuple[dict[str, tuple[float, list[tuple[int, float]]]], dict[int, Hit]]:
+        """The same rankings from a sharded index, with their hits, in one round trip to the
+        shards (each is asked for everything at once: the round trip is what costs there)."""
+        assert isinstance(self._reader, ShardedReader)
+        request = RankingRequest(
+            words=words,
+            vector=vector,
+            depth=depth,
+            filters=filters,
+            allowed=allowed,
+            lexical=mode != "dense",
+            sentence=vector is not None and self.fusion.sentence_weight > 0,
+            dense=vector is not None and self.fusion.dense_weight > 0,
+            hits_per_ranking=2 * k,
+        )
+        found = self._reader.search_all(request)
+        weights = {
+            "dense": self.fusion.dense_weight,
+            "sentence": self.fusion.sentence_weight,
+            "lexical": self.fusion.lexical_weight,
+        }
+        named: dict[str, tuple[float, list[tuple[int, float]]]] = {
+            name: (weights[name], found.rankings[name])
+            for name in ("dense", "sentence", "lexical")
+            if name in found.rankings
+        }
+        return named, found.hits
 
     def _fuse(
         self, rankings: list[tuple[float, list[tuple[int, float]]]]
     ) -> list[tuple[int, float]]:
         fused: dict[int, float] = {}
+        best: dict[int, int] = {}  # each chunk's highest place in any ranking
+        found_in: dict[int, int] = {}  # in how many rankings
         for weight, ranking in rankings:
             for rank, (chunk_id, _) in enumerate(ranking, start=1):
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (self.fusion.rrf_k + rank)
-        return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+                best[chunk_id] = min(rank, best.get(chunk_id, rank))
+                found_in[chunk_id] = found_in.get(chunk_id, 0) + 1
+        # Equal fused scores are common (1.25 / (5 + 5) == 1 / (5 + 3); 1.25 / (5 + 4) ==
+        # 1 / (5 + 4) + 1.25 / (5 + 40), but for the last bit): the chunk placed higher
+        # somewhere comes first, then the one more rankings found; an order that does not
+        # depend on how chunks are numbered (a sharded index numbers them otherwise).
+        return sorted(
+            fused.items(),
+            key=lambda item: (
+                -round(item[1], 12),
+                best[item[0]],
+                -found_in[item[0]],
+                item[0],
+            ),
+        )

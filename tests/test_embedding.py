@@ -93,7 +93,7 @@ def test_a_model_onnx_cannot_run_falls_back_to_pytorch(
 ) -> None:
     import qa.embedding
 
-    def refuse(folder, model):
+    def refuse(folder, model, **options):
         raise RuntimeError("export not supported")
 
     monkeypatch.setattr(qa.embedding, "OnnxEncoder", refuse)

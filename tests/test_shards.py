@@ -14,37 +14,8 @@ from qa.reading import HeuristicReader
 from qa.service import Assistant
 from qa.store import IndexUnusable, ShardedReader, open_index, read_any_manifest, shard_of
 from qa.store.sharded import read_layout
-from tests.conftest import SQUAD, FakeEmbedder
-
-
-def squad_corpus(folder: Path, titles: int = 5, per_article: int = 4) -> list[dict[str, str]]:
-    """Articles of `per_article` SQuAD paragraphs each (JSON lines), and their questions."""
-    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"][:titles]
-    folder.mkdir(parents=True, exist_ok=True)
-    questions = []
-    lines = []
-    for article in data:
-        paragraphs = article["paragraphs"]
-        for begin in range(0, len(paragraphs), per_article):
-            group = paragraphs[begin : begin + per_article]
-            article_id = f"{article['title']}-{begin // per_article}".lower()
-            text = "\n\n".join(p["context"] for p in group)
-            lines.append(
-                json.dumps(
-                    {
-                        "id": article_id,
-                        "title": article["title"].replace("_", " "),
-                        "text": text,
-                        "source": f"outlet-{len(lines) % 3}",
-                        "published": f"2023-03-{1 + len(lines) % 28:02d}",
-                    }
-                )
-            )
-            questions += [
-                {"question": q["question"], "article": article_id} for p in group for q in p["qas"]
-            ]
-    (folder / "articles.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return questions
+from tests.conftest import FakeEmbedder
+from tests.support.squad_articles import squad_corpus
 
 
 def chunker_for(embedder: FakeEmbedder) -> Chunker:

@@ -34,6 +34,7 @@ from qa.ingest import MAX_ID_CHARS
 from qa.limits import MAX_FIELD_CHARS, MAX_QUERY_CHARS
 from qa.retrieval import SearchMode
 from qa.service import Assistant
+from qa.store.sharded import ShardUnavailable
 from qa.types import Article, Citation, Disagreement, Hit
 
 MAX_BODY_BYTES = 16_000_000  # a search or ask request, article ids included
@@ -243,7 +244,12 @@ def api_router(assistant: Callable[[], Assistant]) -> APIRouter:
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """422s that never echo the input back: it may not even be encodable (lone surrogates)."""
+    """422s that never echo the input back: it may not even be encodable (lone surrogates);
+    503 with Retry-After when a shard of a sharded index served from a cluster is lost."""
+
+    @app.exception_handler(ShardUnavailable)
+    async def shard_unavailable(request: Request, error: ShardUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -35,6 +35,8 @@ class LiveAssistant:
     Args:
         embedder: shared by every loaded generation, so the model is loaded once.
         make_assistant: builds the service over an opened index (default: `Assistant`).
+        open_reader: opens the index (default: `qa.store.open_index`, in this process;
+            `qa.cluster.serve` passes one that serves the shards from a Ray cluster).
     """
 
     def __init__(
@@ -44,11 +46,13 @@ class LiveAssistant:
         *,
         check_interval: float = 1.0,
         make_assistant: Callable[[AnyIndex, Embedder], Assistant] | None = None,
+        open_reader: Callable[[Path], AnyIndex] = open_index,
     ):
         self.index_dir = Path(index_dir)
         self.check_interval = check_interval
         self._embedder = embedder
         self._make = make_assistant or (lambda reader, emb: Assistant(reader, emb))
+        self._open = open_reader
         self._current: Assistant | None = None
         self._reader: AnyIndex | None = None
         self._replaced: weakref.ref[AnyIndex] | None = None
@@ -144,7 +148,7 @@ class LiveAssistant:
                 return
             if manifest.revision == self._failed_revision and not retry_failed:
                 return
-            reader = open_index(self.index_dir)
+            reader = self._open(self.index_dir)
             try:
                 assistant = self._make(reader, self._embedder)
             except BaseException:

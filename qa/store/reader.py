@@ -231,6 +231,26 @@ class IndexReader:
                 return False  # a read-only index folder, say: the log stays as it is
             return True
 
+    def search_all(self, request: RankingRequest) -> Rankings:
+        """Every ranking `request` asks for, and the hits of every chunk they name: what one
+        shard of a sharded index answers for a query, in one round trip."""
+        allowed = request.allowed
+        if request.filters is not None and request.filters.active and allowed is None:
+            allowed = self.filtered_chunk_ids(request.filters)
+        found: dict[str, list[tuple[int, float]]] = {}
+        if request.lexical and request.words:
+            found["lexical"] = self.lexical_search(
+                request.words, request.depth, request.filters, allowed, request.statistics
+            )
+        if request.vector is not None and request.sentence:
+            found["sentence"] = self.search_sentences(request.vector, request.depth, allowed)
+        if request.vector is not None and request.dense:
+            found["dense"] = self.search_vectors(request.vector, request.depth, allowed)
+        top = request.hits_per_ranking
+        named = sorted({chunk_id for ranking in found.values() for chunk_id, _ in ranking[:top]})
+        hits = {hit.chunk_id: hit for hit in self.hits([(chunk_id, 0.0) for chunk_id in named])}
+        return Rankings(found, hits)
+
     def search_vectors(
         self, query: np.ndarray, k: int, allowed_ids: Sequence[int] | None = None
     ) -> list[tuple[int, float]]:
@@ -531,6 +551,33 @@ class IndexReader:
     def size_on_disk(self) -> int:
         generation = self.index_dir / self.manifest.generation
         return sum(path.stat().st_size for path in generation.rglob("*") if path.is_file())
+
+
+@dataclass(frozen=True)
+class RankingRequest:
+    """The rankings of one query that a search needs (`IndexReader.search_all`)."""
+
+    words: Sequence[str]
+    vector: np.ndarray | None
+    depth: int
+    filters: ChunkFilter | None = None
+    allowed: Sequence[int] | None = None  # chunk ids `filters` keep, when known
+    statistics: CollectionStatistics | None = None  # a sharded index's, for BM25
+    lexical: bool = True
+    sentence: bool = True
+    dense: bool = False
+    # Hits for the best this many chunks of each ranking (None: all): what a search will
+    # likely show, without sending the text of every candidate.
+    hits_per_ranking: int | None = None
+
+
+@dataclass(frozen=True)
+class Rankings:
+    """Chunk rankings by name ("lexical", "sentence", "dense"), best first, and the hits of
+    every chunk in them (scores not set)."""
+
+    rankings: dict[str, list[tuple[int, float]]]
+    hits: dict[int, Hit]
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ import numpy as np
 from qa.files import atomic_write_text
 from qa.store.filters import ChunkFilter
 from qa.store.manifest import IndexUnusable, Manifest, read_manifest
-from qa.store.postings import CollectionStatistics
-from qa.store.reader import IndexReader
+from qa.store.postings import CollectionStatistics, query_terms
+from qa.store.reader import IndexReader, RankingRequest, Rankings
 from qa.types import Article, Hit
 
 SHARDS = "shards.json"
@@ -47,6 +47,11 @@ SHARDS_FORMAT = 1
 PARTITION = "blake2b-64 of the article id (UTF-8), modulo the shard count"
 
 T = TypeVar("T")
+
+
+class ShardUnavailable(Exception):
+    """A shard did not answer (a remote replica lost or being restarted): the query can be
+    asked again shortly."""
 
 
 def shard_of(article_id: str, count: int) -> int:
@@ -155,6 +160,8 @@ class Shard(Protocol):
 
     def hits(self, scored: Sequence[tuple[int, float]]) -> list[Hit]: ...
 
+    def search_all(self, request: RankingRequest) -> Rankings: ...
+
     def vectors_for(self, chunk_ids: Sequence[int]) -> np.ndarray: ...
 
     def sentence_vectors_for(self, sentences: Sequence[tuple[str, int]]) -> np.ndarray: ...
@@ -190,6 +197,11 @@ class ShardedReader:
         self.stale = False
         # Every shard is asked at once: the wait is the slowest shard's, not their sum.
         self._pool = ThreadPoolExecutor(len(self.shards), thread_name_prefix="shard")
+        # Each term's chunk count over all shards, as last asked: a query whose terms are all
+        # known needs one round trip to the shards, not two. The reader is replaced when any
+        # shard changes (`LiveAssistant`), and with it this.
+        self._frequency: dict[str, int] = {}
+        self._sizes: tuple[int, float] | None = None  # chunks and their total length
 
     @classmethod
     def open(cls, index_dir: Path | str) -> ShardedReader:
@@ -256,6 +268,48 @@ class ShardedReader:
             total = total + part
         return total
 
+    def _known_statistics(self, words: Sequence[str]) -> CollectionStatistics | None:
+        """The whole index's statistics for `words`, asking the shards only for new terms."""
+        terms = query_terms(words)
+        if self._sizes is None or any(term not in self._frequency for term in terms):
+            fresh = self.lexical_statistics(words)
+            if fresh is None:
+                return None
+            self._frequency.update(fresh.frequency)
+            self._sizes = (fresh.documents, fresh.total_length)
+        documents, total_length = self._sizes
+        return CollectionStatistics(
+            documents, total_length, {term: self._frequency[term] for term in terms}
+        )
+
+    def search_all(self, request: RankingRequest) -> Rankings:
+        """Every shard's rankings and hits in one round trip, merged: each ranking cut to
+        `request.depth`, the hits of the chunks they name (global ids)."""
+        statistics = request.statistics
+        if request.lexical and request.words and statistics is None:
+            statistics = self._known_statistics(request.words)
+        local = self._local(request.allowed) if request.allowed is not None else None
+        found = self._each(
+            lambda s, shard: shard.search_all(
+                replace(
+                    request,
+                    statistics=statistics,
+                    allowed=local[s] if local is not None else None,
+                )
+            )
+        )
+        names = {name for part in found for name in part.rankings}
+        rankings = {
+            name: self._merged([part.rankings.get(name, []) for part in found], request.depth)
+            for name in names
+        }
+        hits = {
+            self._global(s, chunk_id): replace(hit, chunk_id=self._global(s, chunk_id))
+            for s, part in enumerate(found)
+            for chunk_id, hit in part.hits.items()
+        }
+        return Rankings(rankings, hits)
+
     def lexical_search(
         self,
         words: Sequence[str],
@@ -266,8 +320,8 @@ class ShardedReader:
     ) -> list[tuple[int, float]]:
         if k <= 0 or not words:
             return []
-        # One round trip for the statistics, one for the search: scores on one scale.
-        statistics = statistics or self.lexical_statistics(words)
+        # The whole index's statistics first, then the search: scores on one scale.
+        statistics = statistics or self._known_statistics(words)
         local = self._local(allowed) if allowed is not None else None
         found = self._each(
             lambda s, shard: shard.lexical_search(
