@@ -101,14 +101,17 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         runtime: str = "onnx",
         spin: bool = True,
+        threads: int | None = None,
     ):
         """`spin`: let ONNX Runtime's threads spin between runs (the quickest single query, by
         about 1 ms); turn it off where other processes need the cores between queries (Ray
         Serve's shard replicas on the same machine: a sharded search took 36 ms with it on and
-        19 ms off, `benchmarks/cluster.py`)."""
+        19 ms off, `benchmarks/cluster.py`). `threads`: ONNX Runtime's threads per model run
+        (None: one per core); a cluster worker given one core uses one."""
         if runtime not in ("onnx", "torch"):
             raise ValueError(f"runtime must be 'onnx' or 'torch', not {runtime!r}")
         self._spin = spin
+        self._threads = threads
         self._model_name = model
         self._device = device
         self._batch_size = batch_size
@@ -278,7 +281,7 @@ class SentenceTransformerEmbedder:
 
                 files = [p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts]
                 model = cached_export(model_key("encoder", files), self._export_checked)
-                self._onnx = OnnxEncoder(folder, model, spin=self._spin)
+                self._onnx = OnnxEncoder(folder, model, spin=self._spin, threads=self._threads)
             except Exception as error:  # any export or runtime failure: PyTorch still works
                 log.warning("model run by PyTorch: ONNX Runtime unavailable (%s)", error)
             self._onnx_tried = True
@@ -334,7 +337,9 @@ class OnnxEncoder:
     Normalize); the constructor raises ValueError for others.
     """
 
-    def __init__(self, folder: Path, model: bytes, *, spin: bool = True):
+    def __init__(
+        self, folder: Path, model: bytes, *, spin: bool = True, threads: int | None = None
+    ):
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -371,6 +376,8 @@ class OnnxEncoder:
         options.log_severity_level = 3
         if not spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = threads
         self._session = onnxruntime.InferenceSession(
             model, options, providers=["CPUExecutionProvider"]
         )

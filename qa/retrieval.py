@@ -198,12 +198,12 @@ class Retriever:
         with their rankings (those of their best chunks), asking for any other that is
         reached (rarely: a chunk fused into the top from low places in every ranking)."""
         kept: list[Hit] = []
-        for begin in range(0, len(scored), 4 * k):
-            part = scored[begin : begin + 4 * k]
+        for begin in range(0, len(scored), k):  # a block more only while overlaps drop some
+            part = scored[begin : begin + k]
             missing = [pair for pair in part if pair[0] not in hits]
             if missing:
                 hits.update({hit.chunk_id: hit for hit in self._reader.hits(missing)})
-            found = [replace(hits[c], score=score) for c, score in part if c in hits]
+            found = [replace(hits[c], chunk_id=c, score=score) for c, score in part if c in hits]
             kept = _without_overlaps(kept + found)
             if len(kept) >= k:
                 break

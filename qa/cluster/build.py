@@ -66,10 +66,23 @@ class ChunkAndEmbed:
     of articles."""
 
     def __init__(self, settings: str):
-        from qa.components import make_chunker, make_embedder
+        from qa.components import make_chunker
+        from qa.embedding import SentenceTransformerEmbedder
 
-        self._embedder = make_embedder(_settings_from_json(settings))
-        self._chunker = make_chunker(_settings_from_json(settings), self._embedder)
+        chosen = _settings_from_json(settings)
+        # One core per actor (`num_cpus=1`): one thread each, or the actors on a node would
+        # each start a thread per core and fight over them.
+        self._embedder = SentenceTransformerEmbedder(
+            chosen.embedding_model,
+            batch_size=chosen.embed_batch_size,
+            runtime=chosen.runtime,
+            threads=1,
+        )
+        if chosen.runtime == "torch":
+            import torch
+
+            torch.set_num_threads(1)
+        self._chunker = make_chunker(chosen, self._embedder)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         articles = [Article(**json.loads(str(text))) for text in batch["article"]]

@@ -284,7 +284,8 @@ class ShardedReader:
 
     def search_all(self, request: RankingRequest) -> Rankings:
         """Every shard's rankings and hits in one round trip, merged: each ranking cut to
-        `request.depth`, the hits of the chunks they name (global ids)."""
+        `request.depth` (global ids), the hits of the chunks they name by global id (with the
+        shard's own `chunk_id` inside: set it before showing one)."""
         statistics = request.statistics
         if request.lexical and request.words and statistics is None:
             statistics = self._known_statistics(request.words)
@@ -303,8 +304,10 @@ class ShardedReader:
             name: self._merged([part.rankings.get(name, []) for part in found], request.depth)
             for name in names
         }
+        # Keyed by global id; each hit keeps its shard's own `chunk_id` until it is used (the
+        # caller sets it, with the score): most candidates are never shown.
         hits = {
-            self._global(s, chunk_id): replace(hit, chunk_id=self._global(s, chunk_id))
+            self._global(s, chunk_id): hit
             for s, part in enumerate(found)
             for chunk_id, hit in part.hits.items()
         }
