@@ -16,7 +16,7 @@ import numpy as np
 
 from qa.chunking import Chunker
 from qa.embedding import Embedder
-from qa.ingest import load_corpus, record_file_of, refused_by_policy
+from qa.ingest import FileReader, load_corpus, read_files, record_file_of, refused_by_policy
 from qa.limits import MAX_FILE_BYTES
 from qa.news.copies import record_copies
 from qa.sentences import split_sentences
@@ -470,6 +470,7 @@ def build_sharded_index(
     *,
     shards: int | None = None,
     pipeline: Pipeline | None = None,
+    reader: FileReader = read_files,
     full: bool = False,
     max_file_bytes: int = MAX_FILE_BYTES,
     progress: bool = False,
@@ -510,6 +511,7 @@ def build_sharded_index(
                 embedder,
                 chunker,
                 pipeline or local_pipeline(chunker, embedder, progress),
+                reader,
                 full,
                 max_file_bytes,
                 on_skip,
@@ -530,6 +532,7 @@ def _build_shards(
     embedder: Embedder,
     chunker: Chunker,
     pipeline: Pipeline,
+    reader: FileReader,
     full: bool,
     max_file_bytes: int,
     on_skip: Callable[[Skipped], None] | None,
@@ -542,7 +545,7 @@ def _build_shards(
     known = dict(priors[0].catalog.files)
     for prior in priors[1:]:
         known = {path: s for path, s in known.items() if prior.catalog.files.get(path) == s}
-    ingested = load_corpus(Path(corpus_dir), max_bytes=max_file_bytes, known=known)
+    ingested = load_corpus(Path(corpus_dir), max_bytes=max_file_bytes, known=known, reader=reader)
 
     def plans_for(ingested: IngestResult) -> list[BuildPlan | None]:
         return [
@@ -552,7 +555,7 @@ def _build_shards(
 
     plans = plans_for(ingested)
     if any(plan is None for plan in plans):  # an id moved between files: read it all
-        ingested = load_corpus(Path(corpus_dir), max_bytes=max_file_bytes)
+        ingested = load_corpus(Path(corpus_dir), max_bytes=max_file_bytes, reader=reader)
         plans = plans_for(ingested)
     ready = [plan for plan in plans if plan is not None]
     assert len(ready) == count

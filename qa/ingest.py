@@ -13,7 +13,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -54,30 +54,46 @@ class _SkipError(Exception):
         self.reason = reason
 
 
+# Reads the given corpus files (each with `load_file`), yielding one result per path in the
+# order given: in this process (`read_files`) or on a cluster (`qa.cluster.build`).
+FileReader = Callable[[Sequence[Path], Path, int], Iterable[IngestResult]]
+
+
+def read_files(paths: Sequence[Path], corpus_dir: Path, max_bytes: int) -> Iterator[IngestResult]:
+    for path in paths:
+        yield load_file(path, corpus_dir, max_bytes=max_bytes)
+
+
 def load_corpus(
     corpus_dir: Path,
     *,
     max_bytes: int = MAX_FILE_BYTES,
     known: Mapping[str, FileStamp] | None = None,
+    reader: FileReader = read_files,
 ) -> IngestResult:
     """Load every supported file under `corpus_dir` (recursively, sorted, hidden ones ignored).
 
     Article ids are unique in the result: a later article with an id already seen is skipped.
     A file whose size and modification time match its stamp in `known` is not read: it is
     listed in `unchanged` instead (an incremental build takes its articles as indexed).
+    `reader` reads the other files (in parallel, on a cluster, if it likes); their results are
+    taken in path order, so the outcome does not depend on it.
     """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         return IngestResult(skipped=[Skipped(str(corpus_dir), "corpus folder not found")])
     result = IngestResult()
-    first_seen: dict[str, str] = {}
+    to_read: list[tuple[Path, str, FileStamp | None]] = []
     for path in _walk(corpus_dir):
         rel = _relative(path, corpus_dir)
         stamp = _stamp(path, rel)
         if stamp is not None and known is not None and known.get(rel) == stamp:
             result.unchanged.append(rel)
-            continue
-        loaded = load_file(path, corpus_dir, max_bytes=max_bytes)
+        else:
+            to_read.append((path, rel, stamp))
+    first_seen: dict[str, str] = {}
+    loaded_files = reader([path for path, _, _ in to_read], corpus_dir, max_bytes)
+    for (path, rel, stamp), loaded in zip(to_read, loaded_files, strict=True):
         skips = len(result.skipped) + len(loaded.skipped)
         result.skipped.extend(loaded.skipped)
         _add_unique(loaded.articles, first_seen, result.articles, result.skipped)

@@ -14,6 +14,7 @@ from qa.config import Settings
 from qa.dates import parse_date
 from qa.embedding import Embedder
 from qa.indexing import BuildReport, build_index, build_sharded_index
+from qa.ingest import FileReader, read_files
 from qa.news.annotate import NewsAnnotator
 from qa.news.speakers import SpeakerFinder
 from qa.reading import Reader
@@ -57,13 +58,15 @@ def _build_sharded(
     on_skip: Callable[[Skipped], None] | None,
 ) -> BuildReport:
     pipeline = None
+    reader: FileReader = read_files
     shards = settings.shards
     if settings.cluster:
         from qa.cluster import connect
-        from qa.cluster.build import ray_pipeline
+        from qa.cluster.build import ray_file_reader, ray_pipeline
 
         ray = connect(settings.cluster, num_cpus=None)
         pipeline = ray_pipeline(settings, ray, workers=settings.cluster_workers)
+        reader = ray_file_reader(ray)
         if shards is None and not sharded_index(settings.index_dir):
             shards = 3
     return build_sharded_index(
@@ -73,6 +76,7 @@ def _build_sharded(
         make_chunker(settings, embedder),
         shards=shards,
         pipeline=pipeline,
+        reader=reader,
         full=full,
         max_file_bytes=settings.max_file_bytes,
         progress=progress,

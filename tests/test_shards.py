@@ -177,3 +177,37 @@ def test_a_failed_embedding_leaves_every_shard_as_it_was(tmp_path: Path) -> None
     assert read_any_manifest(tmp_path / "index") == before
     report = build_sharded_index(corpus, tmp_path / "index", embedder, chunker)
     assert len(report.added) == 30
+
+
+def test_files_read_by_another_reader_give_the_same_corpus(tmp_path: Path) -> None:
+    """A cluster reads the corpus files in parallel (`ray_file_reader`): however it reads them,
+    the result is taken in path order, duplicates and skips included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qa.ingest import load_corpus, load_file
+
+    corpus = tmp_path / "corpus"
+    squad_corpus(corpus, titles=2)
+    (corpus / "b.md").write_text("# Bee\n\nA story about bees.\n", encoding="utf-8")
+    (corpus / "a.jsonl").write_text(
+        json.dumps({"id": "late-news", "title": "Dup", "text": "The first story of the day."})
+        + "\nnot json\n"
+        + json.dumps({"id": "late-news", "title": "Dup", "text": "The second story of the day."})
+        + "\n",
+        encoding="utf-8",
+    )
+
+    def parallel(paths, corpus_dir, max_bytes):
+        with ThreadPoolExecutor(4) as pool:  # the last file first, and so on
+            futures = [
+                pool.submit(load_file, path, corpus_dir, max_bytes=max_bytes)
+                for path in reversed(paths)
+            ]
+            results = [future.result() for future in futures]
+        return list(reversed(results))
+
+    assert load_corpus(corpus, reader=parallel) == load_corpus(corpus)
+    found = load_corpus(corpus, reader=parallel)
+    (late,) = [a for a in found.articles if a.article_id == "late-news"]
+    assert "first" in late.text  # the first of two records with one id wins, as read in order
+    assert any("a.jsonl" in skip.path for skip in found.skipped)

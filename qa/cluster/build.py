@@ -1,11 +1,12 @@
-"""The build's heavy half on a Ray cluster: chunking, sentence splitting and embedding as a Ray
-Data pipeline whose workers are an actor pool, each actor loading the model once.
+"""The build on a Ray cluster: the corpus files read and cleaned by Ray Data tasks, then
+chunking, sentence splitting and embedding as a Ray Data pipeline whose workers are an actor
+pool, each actor loading the model once.
 
-The driver (`qa.indexing.build_sharded_index`) reads the corpus, decides per shard what to
-embed and what to drop, and writes the shards; this module only turns articles into embedded
-articles. Rows cross the cluster as JSON text and raw float32 bytes (no pickled objects of
-ours), in the order the articles were given (Ray Data's `preserve_order`), so a build on the
-cluster writes the same index as one in a single process.
+The driver (`qa.indexing.build_sharded_index`) lists the corpus, decides per shard what to
+embed and what to drop, and writes the shards; this module only reads files and turns
+articles into embedded articles. Rows cross the cluster as JSON text and raw float32 bytes
+(no pickled objects of ours), in the order they were given (Ray Data's `preserve_order`), so
+a build on the cluster writes the same index as one in a single process.
 """
 
 from __future__ import annotations
@@ -13,13 +14,48 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qa.config import Settings
 from qa.indexing import EmbeddedArticle, Pipeline, chunk_and_embed
-from qa.types import Article, Chunk
+from qa.ingest import FileReader, load_file
+from qa.types import Article, Chunk, IngestResult, Skipped
+
+
+def ray_file_reader(ray: Any, *, parallel: int = 8) -> FileReader:
+    """Read and clean corpus files on the cluster, a Ray Data task per file (the corpus folder
+    must be at the same path on every node), results in the order of the paths."""
+
+    def read(paths: Sequence[Path], corpus_dir: Path, max_bytes: int) -> Iterator[IngestResult]:
+        if not paths:
+            return
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        rows = [
+            {"path": str(path), "corpus": str(corpus_dir), "max_bytes": max_bytes} for path in paths
+        ]
+        dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
+        loaded = dataset.map(_read_one, concurrency=parallel, num_cpus=0.5)
+        for row in loaded.iter_rows():
+            found = json.loads(row["result"])
+            yield IngestResult(
+                articles=[Article(**a) for a in found["articles"]],
+                skipped=[Skipped(**k) for k in found["skipped"]],
+            )
+
+    return read
+
+
+def _read_one(row: dict[str, Any]) -> dict[str, Any]:
+    loaded = load_file(Path(row["path"]), Path(row["corpus"]), max_bytes=int(row["max_bytes"]))
+    found = {
+        "articles": [asdict(a) for a in loaded.articles],
+        "skipped": [asdict(k) for k in loaded.skipped],
+    }
+    return {"result": json.dumps(found)}
 
 
 def ray_pipeline(
