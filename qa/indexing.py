@@ -32,6 +32,7 @@ from qa.store import (
     remove_abandoned,
     shard_of,
 )
+from qa.store.schema import DATABASE, connect
 from qa.store.sharded import read_layout, shard_names, write_layout
 from qa.types import Article, Chunk, FileStamp, IngestResult, Skipped
 
@@ -574,6 +575,7 @@ def _build_shards(
                 by_shard.setdefault(shard_of(item.article.article_id, count), []).append(item)
             for index, items in by_shard.items():
                 add_embedded(writers[index], ready[index].report, items)
+        _record_copies_across(index_dir, names, writers)
         for index, writer in list(writers.items()):
             commit_plan(writer, ready[index], embedder.model_id, chunker, corpus_dir, began)
             del writers[index]
@@ -582,6 +584,26 @@ def _build_shards(
             writer.abort()
         raise
     return _combined([plan.report for plan in ready], ingested, began)
+
+
+def _record_copies_across(
+    index_dir: Path, names: Sequence[str], writers: dict[int, GenerationWriter]
+) -> None:
+    """Group the new articles of every written shard with their copies in any shard (a wire
+    story and its copy rarely hash to the same shard), before the shards commit."""
+    unchanged = []
+    for index, name in enumerate(names):
+        manifest = read_manifest(index_dir / name) if index not in writers else None
+        if manifest is not None:
+            path = index_dir / name / manifest.generation / DATABASE
+            unchanged.append(connect(path, read_only=True))
+    try:
+        for index, writer in writers.items():
+            others = [w.connection for i, w in writers.items() if i != index]
+            record_copies(writer.connection, [*others, *unchanged])
+    finally:
+        for connection in unchanged:
+            connection.close()
 
 
 def _in_shard(article_id: str, *, count: int, shard: int) -> bool:

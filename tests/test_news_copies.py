@@ -113,3 +113,29 @@ def test_signatures_are_those_a_fresh_datasketch_minhash_gives() -> None:
         fresh = MinHash(num_perm=PERMUTATIONS, seed=17)
         fresh.update_batch([s.encode("utf-8") for s in shingles if s])
         assert np.array_equal(signature(text), fresh.hashvalues), text[:40]
+
+
+def test_copies_in_different_shards_are_one_report(tmp_path: Path) -> None:
+    """A sharded index groups a story with its copy wherever the two are stored: in the same
+    build, and when the copy arrives later in another shard."""
+    from qa.indexing import build_sharded_index
+    from qa.store import ShardedReader, shard_of
+
+    # The partition puts the two copies in different shards of 3 (pinned in test_shards.py).
+    assert shard_of("post-rates", 3) != shard_of("times-rates", 3)
+    embedder = FakeEmbedder()
+    chunker = Chunker(embedder.count_tokens, chunk_tokens=60, overlap_tokens=8)
+    build_sharded_index(NEWS, tmp_path / "together", embedder, chunker, shards=3)
+    reader = ShardedReader.open(tmp_path / "together")
+    found = reports_of(reader.query, [a.article_id for a in reader.articles()])
+    assert found["post-rates"] == found["times-rates"]
+    assert found["gazette-wildfire"] == "gazette-wildfire"
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(NEWS / "post-rates.md", corpus)
+    build_sharded_index(corpus, tmp_path / "later", embedder, chunker, shards=3)
+    shutil.copy(NEWS / "times-rates.md", corpus)
+    build_sharded_index(corpus, tmp_path / "later", embedder, chunker)
+    reader = ShardedReader.open(tmp_path / "later")
+    assert reports_of(reader.query, ["times-rates"]) == {"times-rates": "post-rates"}

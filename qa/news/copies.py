@@ -81,11 +81,12 @@ class CopyGroups:
     copies: int
 
 
-def record_copies(db: sqlite3.Connection) -> CopyGroups:
+def record_copies(db: sqlite3.Connection, others: Sequence[sqlite3.Connection] = ()) -> CopyGroups:
     """Sign every article of `db` that has no signature yet and put it in its report.
 
     Called inside a build's transaction: new and changed articles (their old rows went with the
-    article), and every article of an index built before this table existed.
+    article), and every article of an index built before this table existed. `others`: the
+    other shards of a sharded index (`qa.store.sharded`), whose articles a copy may join.
     """
     # The unsigned ids first, from an index (a scan of the table would read every text).
     unsigned = sorted(
@@ -108,7 +109,7 @@ def record_copies(db: sqlite3.Connection) -> CopyGroups:
     for row_id, article_id, text in todo:
         values = signature(text)
         keys = band_keys(values)
-        report = _report_of_copy(db, values, keys) or article_id
+        report = _report_of_copy([db, *others], values, keys) or article_id
         copies += report != article_id
         db.execute(
             "INSERT INTO article_copies (article, report, signature) VALUES (?, ?, ?)",
@@ -121,15 +122,22 @@ def record_copies(db: sqlite3.Connection) -> CopyGroups:
     return CopyGroups(len(todo), copies)
 
 
-def _report_of_copy(db: sqlite3.Connection, values: np.ndarray, keys: Sequence[int]) -> str | None:
-    """The report of the most similar signed article, when it is a copy."""
+def _report_of_copy(
+    databases: Sequence[sqlite3.Connection], values: np.ndarray, keys: Sequence[int]
+) -> str | None:
+    """The report of the most similar signed article in `databases`, when it is a copy."""
     clauses = " OR ".join("(b.band = ? AND b.key = ?)" for _ in keys)
     parameters = [p for band, key in enumerate(keys) for p in (band, key)]
-    candidates = db.execute(
-        f"""SELECT DISTINCT c.report, c.signature FROM article_copy_bands b
-            JOIN article_copies c ON c.article = b.article WHERE {clauses}""",
-        parameters,
-    ).fetchall()
+    candidates = []
+    for db in databases:
+        try:
+            candidates += db.execute(
+                f"""SELECT DISTINCT c.report, c.signature FROM article_copy_bands b
+                    JOIN article_copies c ON c.article = b.article WHERE {clauses}""",
+                parameters,
+            ).fetchall()
+        except sqlite3.OperationalError:  # a shard built before copies were recorded
+            continue
     best, best_report = COPY_SIMILARITY, None
     for report, blob in candidates:
         score = similarity(values, np.frombuffer(blob, dtype=np.uint64))
