@@ -273,3 +273,21 @@ def test_a_killed_build_worker_leaves_the_previous_index_or_the_whole_new_one(
     else:
         assert "error" in err.lower()
         assert after == before
+
+
+def test_files_read_on_the_cluster_give_the_same_corpus(
+    built, cluster: str, tmp_path: Path
+) -> None:
+    from qa.cluster import connect
+    from qa.cluster.build import ray_file_reader
+    from qa.ingest import load_corpus
+
+    root, _ = built
+    corpus = tmp_path / "corpus"
+    shutil.copytree(root / "corpus", corpus)
+    (corpus / "notes.md").write_text("# A note\n\nA short note about the articles.\n")
+    (corpus / "broken.json").write_text("{not json")
+    here = load_corpus(corpus)
+    there = load_corpus(corpus, reader=ray_file_reader(connect(cluster), min_files=0))
+    assert there.articles == here.articles and len(here.articles) > 10
+    assert there.skipped == here.skipped and here.skipped
