@@ -73,6 +73,21 @@ class Manifest:
             "versions": self.versions,
         }
 
+    def stats(self) -> dict[str, Any]:
+        """Counts, model, chunk settings and build times: the part of `qa index stats` that
+        the manifest holds."""
+        return {
+            "articles": self.articles,
+            "chunks": self.chunks,
+            "sentence_vectors": self.sentence_vectors,
+            "model": self.model,
+            "dimension": self.dimension,
+            "chunk_tokens": self.chunk_tokens,
+            "overlap_tokens": self.overlap_tokens,
+            "built_at": self.built_at,
+            "created_at": self.created_at,
+        }
+
     def file_dict(self) -> dict[str, Any]:
         """What manifest.json holds: what the generation is, not what it holds now."""
         data = self.to_dict()

@@ -494,17 +494,8 @@ class IndexReader:
 
     def stats(self) -> dict[str, Any]:
         """Counts, model, chunk settings, build times and size: what `qa index stats` shows."""
-        manifest = self.manifest
         return {
-            "articles": manifest.articles,
-            "chunks": manifest.chunks,
-            "sentence_vectors": manifest.sentence_vectors,
-            "model": manifest.model,
-            "dimension": manifest.dimension,
-            "chunk_tokens": manifest.chunk_tokens,
-            "overlap_tokens": manifest.overlap_tokens,
-            "built_at": manifest.built_at,
-            "created_at": manifest.created_at,
+            **self.manifest.stats(),
             "size_bytes": self.size_on_disk(),
             "parts": self.parts(),
             "index_dir": str(self.index_dir),

@@ -439,17 +439,8 @@ class ShardedReader:
 
     def stats(self) -> dict[str, Any]:
         per_shard = self._each(lambda _, shard: shard.stats())
-        manifest = self.manifest
         return {
-            "articles": manifest.articles,
-            "chunks": manifest.chunks,
-            "sentence_vectors": manifest.sentence_vectors,
-            "model": manifest.model,
-            "dimension": manifest.dimension,
-            "chunk_tokens": manifest.chunk_tokens,
-            "overlap_tokens": manifest.overlap_tokens,
-            "built_at": manifest.built_at,
-            "created_at": manifest.created_at,
+            **self.manifest.stats(),
             "size_bytes": sum(int(part.get("size_bytes", 0)) for part in per_shard),
             "shards": per_shard,
             "index_dir": str(self.index_dir),
