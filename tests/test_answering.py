@@ -16,6 +16,7 @@ from qa.answering import (
     Candidate,
     Linear,
     answerability_features,
+    answers_of_the_asked_kind,
     ranked,
 )
 from qa.chunking import Chunker
@@ -206,6 +207,39 @@ def test_ranked_orders_by_evidence_and_shares_it() -> None:
     assert named["evidence_gap"] == pytest.approx(8 * 0.2)
     assert named["best_overlap"] == 0.3 and named["article_share"] == 0.5
     assert named["best_in_top_hit"] == 0.0  # the first hit is a.txt's
+
+
+def _read(text: str, answer: str, evidence: float, margin: float = 5.0) -> Candidate:
+    """A candidate the trained reader read, its short answer `answer` (in `text`)."""
+    from dataclasses import replace
+
+    from qa.reading import Reading, Span
+
+    start = text.index(answer)
+    reading = Reading(Span(start, start + len(answer), 0.9), margin, 0.0)
+    return replace(_candidate("a.txt", text, 0.0, None), evidence=evidence, reading=reading)
+
+
+def test_a_measure_of_another_kind_gives_way_to_the_asked_one() -> None:
+    aside = _read("They last met in January 2022.", "January 2022", 10.0)
+    other = _read("It was their first talk since a call.", "since a call", 9.0)
+    answer = _read("Both conversed for around 10 minutes.", "around 10 minutes", 7.0)
+    how_long = "How long did they talk?"
+    assert [c.text for c in answers_of_the_asked_kind([aside, other, answer], how_long)] == [
+        answer.text
+    ]
+    # Not when the reader finds the asked measure unanswerable, nor too far below, nor when the
+    # best answer is of the asked kind or no measure at all, nor for a question of another kind.
+    declined = _read(answer.text, "around 10 minutes", 7.0, margin=-1.0)
+    far = _read(answer.text, "around 10 minutes", 4.0)
+    for read, question in (
+        ([aside, other, declined], how_long),
+        ([aside, other, far], how_long),
+        ([other, aside, answer], how_long),
+        ([aside, answer], "When did they last meet?"),
+        ([aside, answer], "Who did they meet?"),
+    ):
+        assert answers_of_the_asked_kind(read, question) == read
 
 
 def test_a_close_runner_up_that_more_articles_report_wins(assistant: Assistant) -> None:

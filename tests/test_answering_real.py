@@ -20,7 +20,6 @@ from tests.support.server import Server, running_server
 pytestmark = pytest.mark.integration
 
 BOTH = ["000_1bfc4a3eb4545184.txt", "004_9a287114b1b7ba7a.txt"]
-HOW_LONG_MISS = "the shipped reader answers 'January 2022' (the previous meeting), not 10 minutes"
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +41,10 @@ def assistant(built: Settings, real_embedder) -> Assistant:
         ("Where did Blinken and Lavrov meet?", "New Delhi", BOTH),
         # The answer sentence shares no word with the question, while "Blinken and Lavrov last
         # met in person in Switzerland in January 2022" shares both names and "last": the
-        # feature ranker puts it 9th, past the 8 sentences the reader reads, and the shipped
-        # reader, given both, prefers "January 2022" (model card: known misses).
-        pytest.param(
-            "How long did the meeting between Blinken and Lavrov last?",
-            "10 minutes",
-            BOTH[:1],
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=HOW_LONG_MISS),
-        ),
-        pytest.param(
-            "How long did Blinken and Lavrov talk?",
-            "10 minutes",
-            BOTH[:1],
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=HOW_LONG_MISS),
-        ),
+        # rankers put that one first, and only the answer's kind (a date does not say how
+        # long) lets "around 10 minutes" win (answers_of_the_asked_kind).
+        ("How long did the meeting between Blinken and Lavrov last?", "10 minutes", BOTH[:1]),
+        ("How long did Blinken and Lavrov talk?", "10 minutes", BOTH[:1]),
         ("How many nations agreed to the statement?", "18", BOTH),
         ("Which nuclear treaty did Russia suspend?", "New START", BOTH),
         (
@@ -105,11 +94,7 @@ def crowded(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Assistan
     ("question", "short"),
     [
         ("Where did Blinken and Lavrov meet?", "New Delhi"),
-        pytest.param(
-            "How long did Blinken and Lavrov talk?",
-            "10 minutes",
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=HOW_LONG_MISS),
-        ),
+        ("How long did Blinken and Lavrov talk?", "10 minutes"),
         ("Who did the United States release in exchange for Brittney Griner?", "Viktor Bout"),
     ],
 )

@@ -1,6 +1,6 @@
 """Extractive answers: candidate sentences and their evidence, the fitted models, the answerer."""
 
-from qa.answering.answerer import Answerer, ranked, reranked
+from qa.answering.answerer import Answerer, answers_of_the_asked_kind, ranked, reranked
 from qa.answering.features import (
     ANSWERABILITY_FEATURES,
     FEATURES,
@@ -24,6 +24,7 @@ __all__ = [
     "Linear",
     "ReaderModel",
     "answerability_features",
+    "answers_of_the_asked_kind",
     "ranked",
     "reader_answerability_features",
     "reader_features",

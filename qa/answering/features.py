@@ -77,7 +77,7 @@ READER_ANSWERABILITY_FEATURES = (
     "max_reader_margin",
 )
 
-_MEASURES = ("date", "duration", "number")
+MEASURES = ("date", "duration", "number")
 _CONTEXT_CHARS = 600  # sentences this far before a passage are read with it
 _WINDOW_CHARS = 560  # a sentence and its neighbours, read together: about 130 tokens
 
@@ -270,7 +270,7 @@ def reader_features(candidates: Sequence[Candidate], question: str) -> list[tupl
     """READER_FEATURES of the candidates the trained reader read (each has a `reading`)."""
     _, kinds = question_type(question)
     # Only measures: their patterns are reliable, and a date is no answer to "how long".
-    asks_kind = bool(kinds) and kinds[0] in _MEASURES
+    asks_kind = bool(kinds) and kinds[0] in MEASURES
     logits = [c.reading.logit if c.reading else -math.inf for c in candidates]
     top = max(logits)
     if not math.isfinite(top):
