@@ -288,5 +288,13 @@ def test_default_corpus_dated_resolves_thursday(
         (thursday,) = answer.citations[0].dates
         assert (thursday.text, thursday.date) == ("Thursday", "2023-03-02")
         assert answer.as_of == "2023-03-03"
+        # The meeting is answered from the sentence that names it and its day ("on March 2"):
+        # in the dated article that day resolves to the Thursday before publication.
+        meeting = assistant.ask("When did Blinken and Lavrov meet?")
+        assert meeting.text == "March 2"
+        (dated_citation,) = [c for c in meeting.citations if c.article_id == dated.name]
+        (march_2,) = dated_citation.dates
+        assert (march_2.text, march_2.date) == ("March 2", "2023-03-02")
+        assert meeting.as_of == "2023-03-03"
     finally:
         assistant.close()

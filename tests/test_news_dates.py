@@ -24,6 +24,21 @@ FRIDAY = "2023-03-03"  # a Friday
         ("The plant opened three days ago.", "three days ago", "2023-02-28", "2023-02-28"),
         ("The plant opened two weeks ago.", "two weeks ago", "2023-02-17", "2023-02-17"),
         ("Turnout fell sharply last year.", "last year", "2022-01-01", "2022-12-31"),
+        # A day without its year is the one nearest the story, before or after it.
+        (
+            "The United States and Russia on March 2 held talks.",
+            "March 2",
+            "2023-03-02",
+            "2023-03-02",
+        ),
+        (
+            "The strike began on the 28th of December.",
+            "28th of December",
+            "2022-12-28",
+            "2022-12-28",
+        ),
+        ("The summit opens on Mar. 14.", "Mar. 14", "2023-03-14", "2023-03-14"),
+        ("Talks resume on 9 April.", "9 April", "2023-04-09", "2023-04-09"),
     ],
 )
 def test_relative_dates_resolve_against_the_publication_date(
@@ -48,7 +63,14 @@ def test_descriptions() -> None:
 
 
 def test_sentences_without_relative_dates() -> None:
-    assert relative_dates("The United States and Russia on March 2 held talks.", FRIDAY) == []
+    assert relative_dates("The United States and Russia on March 2, 2023 held talks.", FRIDAY) == []
+    assert relative_dates("They met in March 2022, and may 3 times more.", FRIDAY) == []
+
+
+def test_an_undated_article_leaves_the_year_unknown() -> None:
+    (mention,) = relative_dates("They met on March 2.", "")
+    assert (mention.text, mention.date) == ("March 2", None)
+    assert describe(mention) == "March 2: the article has no date, so its year is not known"
 
 
 @pytest.mark.parametrize(

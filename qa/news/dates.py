@@ -1,9 +1,11 @@
-"""Relative dates in news sentences ("on Thursday", "last week", "yesterday"), resolved against
-the article's publication date, and questions that ask for the latest state of things.
+"""Relative dates in news sentences ("on Thursday", "last week", "yesterday", "on March 2"),
+resolved against the article's publication date, and questions that ask for the latest state of
+things.
 
 News style names days relative to the day of publication: "on Thursday" in a story of Friday
-2 March is the Thursday before it, "next Thursday" the one after. The resolution rules are
-that convention, written out; they never guess a date for an undated article.
+3 March is the Thursday before it, "next Thursday" the one after, and "March 2" without a year
+is the March 2 nearest the story. The resolution rules are that convention, written out; they
+never guess a date for an undated article.
 """
 
 from __future__ import annotations
@@ -43,6 +45,20 @@ _PATTERN = re.compile(
         \s+(?P<direction>ago|later|from\s+now)
       | (?P<bare>{_WEEKDAY})(?:['’]s)?
     )\b""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_MONTHS = (
+    "january february march april may june july august september october november december"
+).split()
+_MONTH_NAME = (
+    "(?:" + "|".join(_MONTHS) + r"|(?:jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?)"
+)
+# A day of a month without its year: "March 2", "Mar. 2nd", "2 March", "the 2nd of March".
+_YEARLESS = re.compile(
+    rf"""(?:
+        \b(?P<month>{_MONTH_NAME})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b
+      | \b(?P<day2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month2>{_MONTH_NAME})(?![a-z])
+    )(?!,?\s+\d{{4}}\b)""",
     re.IGNORECASE | re.VERBOSE,
 )
 # A weekday named in a sentence about what will happen is the next one, not the last one.
@@ -140,6 +156,38 @@ def _resolve(found: re.Match[str], anchor: dt.date, future: bool) -> tuple[dt.da
     return day, day
 
 
+def _nearest(anchor: dt.date, month: int, day: int) -> dt.date | None:
+    """The `month`/`day` nearest `anchor` (the earlier one on a tie); None if no such day."""
+    days = []
+    for year in (anchor.year - 1, anchor.year, anchor.year + 1):
+        try:
+            days.append(dt.date(year, month, day))
+        except ValueError:  # 30 February, or 29 February outside a leap year
+            continue
+    return min(days, key=lambda d: (abs((d - anchor).days), d), default=None)
+
+
+def _yearless(sentence: str, anchor: dt.date | None, offset: int) -> list[DateMention]:
+    mentions = []
+    for found in _YEARLESS.finditer(sentence):
+        written = found.group("month") or found.group("month2")
+        if written == "may":  # the verb: "they may 3 times"
+            continue
+        name = written.lower().rstrip(".")
+        month = next(n for n, m in enumerate(_MONTHS, start=1) if m.startswith(name[:3]))
+        day = int(found.group("day") or found.group("day2"))
+        start, end = offset + found.start(), offset + found.end()
+        if anchor is None:
+            note = "the article has no date, so its year is not known"
+            mentions.append(DateMention(found.group(), start, end, None, None, note))
+            continue
+        resolved = _nearest(anchor, month, day)
+        if resolved is not None:
+            iso = resolved.isoformat()
+            mentions.append(DateMention(found.group(), start, end, iso, iso))
+    return mentions
+
+
 def relative_dates(sentence: str, published: str, offset: int = 0) -> list[DateMention]:
     """The relative dates in `sentence`, resolved against the article's `published` date.
 
@@ -161,7 +209,7 @@ def relative_dates(sentence: str, published: str, offset: int = 0) -> list[DateM
             continue
         first, last = _resolve(found, anchor, future)
         mentions.append(DateMention(text, start, end, first.isoformat(), last.isoformat()))
-    return mentions
+    return sorted([*mentions, *_yearless(sentence, anchor, offset)], key=lambda m: m.start)
 
 
 def format_day(value: str) -> str:
