@@ -235,6 +235,32 @@ def test_approximate_search_finds_what_exact_search_finds(approximate_set):
     assert np.mean(recalls) >= 0.95
 
 
+def test_copies_of_one_sentence_do_not_crowd_out_the_best_one(tmp_path: Path):
+    # 80 sentences near 8 topics, each repeated 300 times (wire copy, boilerplate), and others:
+    # a shortlist of 100 codes can hold nothing but the copies of one sentence whose code
+    # scores a little too high for a question on the topic.
+    topics = clustered_vectors(8, 64, seed=5)
+    rng = np.random.default_rng(9)
+    sentences = topics[np.arange(80) % 8] + 0.025 * rng.normal(size=(80, 64))
+    sentences /= np.linalg.norm(sentences, axis=1, keepdims=True)
+    vectors = np.concatenate(
+        [sentences[rng.integers(0, 80, 24_000)], clustered_vectors(6_000, 64, seed=7)]
+    ).astype(np.float32)
+    ids = np.arange(len(vectors), dtype=np.int64) * 2 + 1
+    settings = AnnSettings(threshold=10_000)
+    quantizer = train_quantizer(vectors[::3], settings, len(vectors))
+    segment = write_segment(tmp_path, "big", "sentences", ids, vectors, quantizer)
+    vector_set = VectorSet(tmp_path, [segment], [], 64, settings)
+    rows = vectors.astype(np.float16).astype(np.float32)  # as stored
+    for number, query in enumerate(topics[np.arange(120) % 8] + 0.05 * rng.normal(size=(120, 64))):
+        query = (query / np.linalg.norm(query)).astype(np.float32)
+        tenth = np.sort(rows @ query)[-10]
+        found = vector_set.search(query, 10)
+        # Copies tie, so any 10 of the best scores are right.
+        assert len(found) == 10 and all(score >= tenth - 1e-5 for _, score in found), number
+    vector_set.close()
+
+
 def test_a_filter_keeping_one_percent_applies_before_the_top_k_cut(approximate_set):
     vector_set, ids, vectors = approximate_set
     rng = np.random.default_rng(3)
