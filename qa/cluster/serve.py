@@ -176,6 +176,18 @@ class RemoteShard:
         """The deployment outlives this front: nothing to close here."""
 
 
+def direct(handle: Any) -> Any:
+    """`handle` calling its replicas over their gRPC servers, requests and responses pickled.
+
+    By default a handle passes each request and response through Ray's object store as a task
+    of the replica's actor; a search's fan-out to three shards took 12.4 ms p50 that way on 2
+    cores and 8.4 ms this way (`_by_reference=False`, an option of `DeploymentHandle.options`).
+    """
+    return handle.options(
+        _by_reference=False, request_serialization="pickle", response_serialization="pickle"
+    )
+
+
 def deploy_shards(
     index_dir: Path, ray: Any, *, replicas: int = 1, timeout: float = 10.0
 ) -> list[RemoteShard]:
@@ -196,6 +208,7 @@ def deploy_shards(
         ray_actor_options={"num_cpus": 0},
         health_check_period_s=5,
         health_check_timeout_s=10,
+        logging_config={"enable_access_log": False},  # a log line per search, flushed each time
     )
     shards = []
     for position, name in enumerate(names):
@@ -203,7 +216,7 @@ def deploy_shards(
             str(Path(index_dir).resolve() / name)
         )
         handle = serve.run(application, name=f"qa-shard-{position}", route_prefix=None)
-        shards.append(RemoteShard(f"qa-shard-{position}", handle, timeout))
+        shards.append(RemoteShard(f"qa-shard-{position}", direct(handle), timeout))
     return shards
 
 
