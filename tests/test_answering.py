@@ -18,6 +18,7 @@ from qa.answering import (
     answerability_features,
     answers_of_the_asked_kind,
     ranked,
+    reader_features,
 )
 from qa.chunking import Chunker
 from qa.indexing import build_index
@@ -220,25 +221,33 @@ def _read(text: str, answer: str, evidence: float, margin: float = 5.0) -> Candi
     return replace(_candidate("a.txt", text, 0.0, None), evidence=evidence, reading=reading)
 
 
+def _as_read(read: list[Candidate], question: str) -> list[Candidate]:
+    """The candidates with the `reader_features` that `Answerer.read` gives them."""
+    from dataclasses import replace
+
+    features = reader_features(read, question)
+    return [replace(c, reader_features=f) for c, f in zip(read, features, strict=True)]
+
+
 def test_a_measure_of_another_kind_gives_way_to_the_asked_one() -> None:
     aside = _read("They last met in January 2022.", "January 2022", 10.0)
     other = _read("It was their first talk since a call.", "since a call", 9.0)
     answer = _read("Both conversed for around 10 minutes.", "around 10 minutes", 7.0)
     how_long = "How long did they talk?"
-    assert [c.text for c in answers_of_the_asked_kind([aside, other, answer], how_long)] == [
-        answer.text
-    ]
+    read = _as_read([aside, other, answer], how_long)
+    assert [c.text for c in answers_of_the_asked_kind(read, how_long)] == [answer.text]
     # Not when the reader finds the asked measure unanswerable, nor too far below, nor when the
     # best answer is of the asked kind or no measure at all, nor for a question of another kind.
     declined = _read(answer.text, "around 10 minutes", 7.0, margin=-1.0)
     far = _read(answer.text, "around 10 minutes", 4.0)
-    for read, question in (
+    for candidates, question in (
         ([aside, other, declined], how_long),
         ([aside, other, far], how_long),
         ([other, aside, answer], how_long),
         ([aside, answer], "When did they last meet?"),
         ([aside, answer], "Who did they meet?"),
     ):
+        read = _as_read(candidates, question)
         assert answers_of_the_asked_kind(read, question) == read
 
 

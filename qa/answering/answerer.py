@@ -20,6 +20,7 @@ import numpy as np
 from qa.answering.features import (
     CONTEXT_OVERLAP,
     MEASURES,
+    READER_TYPED,
     Candidate,
     SentenceCollector,
     answerability_features,
@@ -94,25 +95,20 @@ def answers_of_the_asked_kind(read: Sequence[Candidate], question: str) -> list[
     _, kinds = question_type(question)
     if not read or not kinds or kinds[0] not in MEASURES:
         return list(read)
-
-    def answers_as_asked(candidate: Candidate) -> bool:
-        span, reading = candidate.short_span, candidate.reading
-        return (
-            span is not None
-            and reading is not None
-            and reading.margin > 0
-            and is_kind(candidate.text, span, kinds[0])
-        )
-
     span = read[0].short_span
     if span is None or any(is_kind(read[0].text, span, kind) for kind in kinds):
         return list(read)
     if not any(is_kind(read[0].text, span, kind) for kind in MEASURES):
         return list(read)
-    close = [c for c in read if read[0].evidence - c.evidence <= _ASKED_MEASURE_SLACK]
-    if not any(answers_as_asked(c) for c in close):
+    # `reader_typed`: the reader's span is the measure asked for (`reader_features`).
+    as_asked = [
+        c.reading is not None and c.reading.margin > 0 and bool(c.reader_features[READER_TYPED])
+        for c in read
+    ]
+    close = [read[0].evidence - c.evidence <= _ASKED_MEASURE_SLACK for c in read]
+    if not any(a and near for a, near in zip(as_asked, close, strict=True)):
         return list(read)
-    kept = [c for c in read if answers_as_asked(c)]
+    kept = [c for c, a in zip(read, as_asked, strict=True) if a]
     return _by_values(kept, [c.evidence for c in kept])
 
 

@@ -69,6 +69,7 @@ READER_FEATURES = (
     "reader_share",  # softmax share of its span score among the sentences read
     "reader_typed",  # the reader's span is the measure the question asks for (when, how long...)
 )
+READER_TYPED = READER_FEATURES.index("reader_typed")
 READER_ANSWERABILITY_FEATURES = (
     *ANSWERABILITY_FEATURES,
     "reranked_evidence",  # the reader-aware ranker's value for its best sentence
