@@ -76,7 +76,7 @@ def main() -> None:
         root = Path(folder)
         write_corpus(root / "corpus", data)
         settings = Settings(corpus_dir=root / "corpus")
-        embedder = make_embedder(settings.with_values(cluster="local"))  # no spinning threads
+        embedder = make_embedder(settings)
         embedder.warm_up()
         embedder.embed_passages(["warm up"] * 8, [[]] * 8)
         chunker = make_chunker(settings, embedder)

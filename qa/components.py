@@ -24,8 +24,6 @@ def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
         settings.embedding_model,
         batch_size=settings.embed_batch_size,
         runtime=settings.runtime,
-        # Served from a cluster, the shard replicas may share this machine's cores.
-        spin=not settings.cluster,
     )
 
 
@@ -48,4 +46,4 @@ def make_short_reader(settings: Settings) -> Reader:
     if not TrainedReader.present(folder):
         log.warning("no trained reader in %s: short answers by the heuristic reader", folder)
         return HeuristicReader(name=f"heuristic (no trained reader in {folder})")
-    return TrainedReader(folder)
+    return TrainedReader(folder, precision=settings.reader_precision)

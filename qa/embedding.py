@@ -100,14 +100,16 @@ class SentenceTransformerEmbedder:
         device: str = "cpu",
         batch_size: int = 32,
         runtime: str = "onnx",
-        spin: bool = True,
+        spin: bool = False,
         threads: int | None = None,
     ):
-        """`spin`: let ONNX Runtime's threads spin between runs (the quickest single query, by
-        about 1 ms); turn it off where other processes need the cores between queries (Ray
-        Serve's shard replicas on the same machine: a sharded search took 36 ms with it on and
-        19 ms off, `benchmarks/cluster.py`). `threads`: ONNX Runtime's threads per model run
-        (None: one per core); a cluster worker given one core uses one."""
+        """`spin`: let ONNX Runtime's threads spin between runs. A query embedded alone is about
+        1 ms quicker, but the spinning threads hold the cores that the next steps need: FAISS's
+        OpenMP search of 7,414 sentence vectors took 4.8 ms after a query's run instead of 0.2,
+        an `ask` with the trained reader 140 instead of 106 ms p50 (2 cores), and Ray Serve's
+        shard replicas on one machine searched in 36 instead of 19 ms (`benchmarks/cluster.py`).
+        `threads`: ONNX Runtime's threads per model run (None: one per core); a cluster worker
+        given one core uses one."""
         if runtime not in ("onnx", "torch"):
             raise ValueError(f"runtime must be 'onnx' or 'torch', not {runtime!r}")
         self._spin = spin
@@ -338,7 +340,7 @@ class OnnxEncoder:
     """
 
     def __init__(
-        self, folder: Path, model: bytes, *, spin: bool = True, threads: int | None = None
+        self, folder: Path, model: bytes, *, spin: bool = False, threads: int | None = None
     ):
         import onnxruntime
         from tokenizers import Tokenizer
