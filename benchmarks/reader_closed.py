@@ -1,12 +1,12 @@
 """The trained reader with the gold paragraph given (SQuAD's closed setting): EM, F1, speed.
 
     python benchmarks/reader_closed.py [--reader-model DIR] [--articles held-out|all]
-        [--int8] [--limit N] [--max-length 384] [--stride 128]
+        [--precision int8 fp32] [--typed-slack 2] [--limit N] [--max-length 384] [--stride 128]
 
 Reads each question's own paragraph with the product's reader (ONNX Runtime, the same windows
-and span decoding `ask` uses) and prints EM/F1 and the time per question. `--int8` also
-quantizes the model's weights to int8 (ONNX Runtime dynamic quantization) and prints the same
-figures for it, side by side, with both files' sizes.
+and span decoding `ask` uses) and prints EM/F1 and the time per question, for each weight
+precision (int8: the product's default, quantized on first use; fp32: as trained) side by
+side, with the size of the ONNX model each one runs.
 
 Honest figures need a reader that did not train on the articles asked about: the held-out
 quarter (`--articles held-out`, the default) with a reader from `qa train-reader --holdout`.
@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.squad_common import SQUAD
 from qa.components import SHIPPED_READER
 from qa.reading import TrainedReader
+from qa.reading.trained import PRECISIONS
 from qa.training.squad import (
     Example,
     article_titles,
@@ -57,26 +56,17 @@ def judge(reader: TrainedReader, examples: list[Example]) -> tuple[float, float,
     return 100 * exact / n, 100 * overlap / n, statistics.median(times)
 
 
-def quantized_copy(model_dir: Path, target: Path) -> Path:
-    """`model_dir`'s tokenizer and config with its ONNX export quantized to int8."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    data = TrainedReader(model_dir).onnx_model()
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("tokenizer.json", "config.json"):
-        shutil.copy(model_dir / name, target / name)
-    fp32 = target / "fp32.onnx"
-    fp32.write_bytes(data)
-    quantize_dynamic(str(fp32), str(target / "model.onnx"), weight_type=QuantType.QInt8)
-    fp32.unlink()
-    return target
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reader-model", type=Path, default=SHIPPED_READER)
     parser.add_argument("--articles", choices=("held-out", "all"), default="held-out")
-    parser.add_argument("--int8", action="store_true", help="also judge an int8 quantization")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=list(PRECISIONS),
+        help="judge the weights at each of these precisions (int8 is the product's)",
+    )
     parser.add_argument(
         "--max-length", type=int, default=384, help="tokens per window (training used 384)"
     )
@@ -97,20 +87,17 @@ def main() -> None:
     if args.limit:
         examples = random.Random(0).sample(examples, min(args.limit, len(examples)))
     print(f"{len(examples)} questions of {len(chosen)} articles ({args.articles}), gold paragraph")
-    print(f"{'model':<10}{'EM':>7}{'F1':>7}{'ms/question':>13}{'MB':>8}")
-    size = (args.reader_model / "model.safetensors").stat().st_size / 1e6
+    print(f"{'model':<16}{'EM':>7}{'F1':>7}{'ms/question':>13}{'ONNX MB':>9}")
     windows = {"max_length": args.max_length, "stride": args.stride}
-    for slack in args.typed_slack:
-        reader = TrainedReader(args.reader_model, typed_slack=slack, **windows)
-        em, f1_, ms = judge(reader, examples)
-        label = "fp32" if slack == 0 else f"fp32 typed {slack:g}"
-        print(f"{label:<10}{em:>7.1f}{f1_:>7.1f}{ms:>13.1f}{size:>8.1f}  (fp16 weights on disk)")
-    if args.int8:
-        with tempfile.TemporaryDirectory() as folder:
-            target = quantized_copy(args.reader_model, Path(folder) / "int8")
-            size = (target / "model.onnx").stat().st_size / 1e6
-            em, f1_, ms = judge(TrainedReader(target, **windows), examples)
-            print(f"{'int8':<10}{em:>7.1f}{f1_:>7.1f}{ms:>13.1f}{size:>8.1f}")
+    for precision in args.precision:
+        for slack in args.typed_slack:
+            reader = TrainedReader(
+                args.reader_model, typed_slack=slack, precision=precision, **windows
+            )
+            em, f1_, ms = judge(reader, examples)
+            size = len(reader.onnx_model()) / 1e6
+            label = precision if slack == 0 else f"{precision} typed {slack:g}"
+            print(f"{label:<16}{em:>7.1f}{f1_:>7.1f}{ms:>13.1f}{size:>9.1f}")
 
 
 if __name__ == "__main__":

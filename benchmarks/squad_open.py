@@ -8,7 +8,7 @@ latency, for the held-out quarter of the articles (those `qa train-reader --hold
 trains on) and for the others separately.
 
     python benchmarks/squad_open.py [--limit N] [--chunk-tokens 200] [--overlap-tokens 32]
-        [--reader-model DIR] [--held-out-only]
+        [--reader-model DIR] [--precision int8 fp32] [--held-out-only]
 
 Honest held-out figures need a reader trained without those articles (`--reader-model` of a
 `--holdout` run); the shipped reader was trained on every article, so for it all are in-sample.
@@ -37,6 +37,7 @@ from benchmarks.squad_common import load_squad, questions, write_corpus
 from qa.components import SHIPPED_READER, make_embedder
 from qa.config import Settings
 from qa.reading import HeuristicReader, TrainedReader
+from qa.reading.trained import PRECISIONS
 from qa.service import Assistant, build
 from qa.training.squad import exact_match, f1, held_out_articles
 
@@ -127,6 +128,13 @@ def main() -> None:
         help="the trained reader to compare with the heuristic one (default: the shipped one)",
     )
     parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["int8"],
+        help="run the trained reader's weights at each of these precisions (int8: the product's)",
+    )
+    parser.add_argument(
         "--held-out-only", action="store_true", help="ask only the held-out articles' questions"
     )
     args = parser.parse_args()
@@ -180,11 +188,13 @@ def main() -> None:
     if not args.no_answers:
         readers = {"heuristic": assistant}
         if TrainedReader.present(args.reader_model):
-            trained = TrainedReader(args.reader_model)
-            readers["trained"] = Assistant.load(
-                settings.index_dir, embedder=embedder, short_reader=trained
-            )
-            readers["trained"].ask("warm up")
+            for precision in args.precision:
+                name = "trained" if args.precision == ["int8"] else f"trained {precision}"
+                trained = TrainedReader(args.reader_model, precision=precision)
+                readers[name] = Assistant.load(
+                    settings.index_dir, embedder=embedder, short_reader=trained
+                )
+                readers[name].ask("warm up")
         else:
             print(f"no trained reader in {args.reader_model}: heuristic figures only")
         answer_figures(readers, asked, held_out)

@@ -33,6 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         corpus_dir=getattr(args, "corpus", None),
         reader=getattr(args, "reader", None),
         reader_model=getattr(args, "reader_model", None),
+        reader_precision=getattr(args, "reader_precision", None),
         cluster=getattr(args, "cluster", None),
         shards=getattr(args, "shards", None),
         cluster_workers=getattr(args, "workers", None),
@@ -345,6 +346,11 @@ def _parser() -> argparse.ArgumentParser:
         help="short-answer reader (default: trained, the heuristic one without its files)",
     )
     ask.add_argument("--reader-model", help="trained reader folder (default: models/reader)")
+    ask.add_argument(
+        "--reader-precision",
+        choices=["int8", "fp32"],
+        help="the trained reader's weights: int8 (default, faster) or fp32 (as trained)",
+    )
     ask.set_defaults(handler=_ask)
 
     from qa.training.reader import add_arguments

@@ -30,3 +30,14 @@ def test_with_values_changes_only_what_is_given() -> None:
     settings = Settings().with_values(index_dir="elsewhere", reader=None, max_file_bytes=10)
     assert settings.index_dir == Path("elsewhere") and settings.reader == "trained"
     assert settings.max_file_bytes == 10
+
+
+def test_the_reader_precision_reaches_the_reader() -> None:
+    from qa.components import make_short_reader
+    from qa.reading import TrainedReader
+
+    assert Settings().reader_precision == "int8"
+    settings = Settings.from_env({"QA_READER_PRECISION": "fp32"})
+    assert settings.reader_precision == "fp32"
+    reader = make_short_reader(settings)
+    assert isinstance(reader, TrainedReader) and reader.precision == "fp32"

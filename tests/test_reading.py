@@ -580,7 +580,9 @@ def test_long_passage_spans_several_windows(tokenizer, long_article: str) -> Non
 
 
 def test_one_span_or_none_per_passage(tiny_model: str, tokenizer, passages: list[str]) -> None:
-    reader = TrainedReader(tiny_model, max_length=64, stride=16, batch_size=3)
+    # fp32: int8 activations take their scale from the whole batch, so scores move a little
+    # with the other passages in it.
+    reader = TrainedReader(tiny_model, max_length=64, stride=16, batch_size=3, precision="fp32")
     spans = reader.read(QUESTION, passages)
     assert len(spans) == len(passages)
     for passage, span in zip(passages, spans, strict=True):
@@ -611,9 +613,9 @@ def _positions(spans: Sequence[Span | None]) -> list[tuple[int, int] | None]:
 
 def test_results_do_not_depend_on_batch_size(tiny_model: str, passages: list[str]) -> None:
     results = {
-        size: TrainedReader(tiny_model, max_length=64, stride=16, batch_size=size).read(
-            QUESTION, passages
-        )
+        size: TrainedReader(
+            tiny_model, max_length=64, stride=16, batch_size=size, precision="fp32"
+        ).read(QUESTION, passages)
         for size in (1, 3, 16)
     }
     assert _positions(results[1]) == _positions(results[3]) == _positions(results[16])
@@ -773,6 +775,22 @@ def test_a_span_that_restates_the_question_loses_to_one_that_answers_it(
         "delivered notorious Russian arms trafficker Viktor Bout."
     )
     peaks = {"basketball": (10.0, 0.0), "viktor": (8.0, 0.0), "bout": (0.0, 10.0)}
+    run = _peaked_run(tokenizer, peaks)
+
+    answers = {}
+    for penalty in (0.0, 0.75):
+        reader = TrainedReader(tiny_model, echo_penalty=penalty, typed_slack=0)
+        reader.warm_up()
+        monkeypatch.setattr(reader, "_run", run)
+        (span,) = reader.read(question, [passage])
+        assert span is not None
+        answers[penalty] = span_text(passage, span)
+    assert answers[0.0].startswith("basketball player Brittney Griner")
+    assert answers[0.75] == "Viktor Bout"
+
+
+def _peaked_run(tokenizer, peaks: dict[str, tuple[float, float]]):
+    """A model run whose start and end logits peak on the given words, 0 elsewhere."""
     ids_of = {word: tokenizer(word, add_special_tokens=False)["input_ids"] for word in peaks}
 
     def run(feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -785,13 +803,66 @@ def test_a_span_that_restates_the_question_loses_to_one_that_answers_it(
                     ends[row, i + len(ids_of[word]) - 1] += end
         return starts, ends
 
-    answers = {}
-    for penalty in (0.0, 0.75):
-        reader = TrainedReader(tiny_model, echo_penalty=penalty, typed_slack=0)
-        reader.warm_up()
-        monkeypatch.setattr(reader, "_run", run)
-        (span,) = reader.read(question, [passage])
-        assert span is not None
-        answers[penalty] = span_text(passage, span)
-    assert answers[0.0].startswith("basketball player Brittney Griner")
-    assert answers[0.75] == "Viktor Bout"
+    return run
+
+
+@pytest.mark.parametrize(
+    ("question", "passage", "peaks", "expected"),
+    [
+        # The best span is a range of years; the date pattern sees two years in it, and "1910"
+        # alone scores within the slack. The range stays whole.
+        (
+            "When did the high school movement take place?",
+            "The high school movement took place from 1910–1940, a report said in 2008.",
+            {"1910": (10.0, 9.0), "1940": (0.0, 10.0)},
+            "1910–1940",
+        ),
+        # Two names joined by "and": the answer is both, not the first.
+        (
+            "Who were ordained as presbyters?",
+            "Wesley ordained Thomas Vasey and Richard Whatcoat as presbyters in 1784.",
+            {"thomas": (10.0, 0.0), "vasey": (0.0, 9.5), "whatcoat": (0.0, 10.0)},
+            "Thomas Vasey and Richard Whatcoat",
+        ),
+        # A best span of another kind still gives way to one of the asked kind close behind.
+        (
+            "When did the report come out?",
+            "The high school movement took place from 1910–1940, a report said in 2008.",
+            {"report": (10.0, 10.0), "2008": (9.5, 9.5)},
+            "2008",
+        ),
+    ],
+)
+def test_a_span_of_the_asked_kind_keeps_its_extent(
+    monkeypatch, tiny_model, tokenizer, question, passage, peaks, expected
+) -> None:
+    reader = TrainedReader(tiny_model, typed_slack=2.0, echo_penalty=0.0)
+    reader.warm_up()
+    monkeypatch.setattr(reader, "_run", _peaked_run(tokenizer, peaks))
+    (span,) = reader.read(question, [passage])
+    assert span is not None and span_text(passage, span) == expected
+
+
+def test_int8_precision_runs_quantized_weights_and_reads(tiny_model: str, passages) -> None:
+    import onnx
+
+    quantized = TrainedReader(tiny_model, precision="int8")
+    exact = TrainedReader(tiny_model, precision="fp32")
+    int8_ops = {node.op_type for node in onnx.load_from_string(quantized.onnx_model()).graph.node}
+    fp32_ops = {node.op_type for node in onnx.load_from_string(exact.onnx_model()).graph.node}
+    assert "MatMulInteger" in int8_ops and "MatMulInteger" not in fp32_ops
+    question = "Where did the ministers meet?"
+    for reader in (quantized, exact):
+        spans = reader.read(question, passages)
+        assert len(spans) == len(passages)
+        for passage, span in zip(passages, spans, strict=True):
+            if span is None:
+                assert not passage.strip()
+            else:
+                check_well_formed(passage, span)
+        assert spans[0] is not None
+
+
+def test_an_unknown_precision_is_refused(tiny_model: str) -> None:
+    with pytest.raises(ValueError, match="precision"):
+        TrainedReader(tiny_model, precision="int4")

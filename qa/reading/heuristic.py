@@ -21,8 +21,8 @@ _WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 _NUMBER_WORD = (
     r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
     r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
-    r"eighty|ninety|hundred|thousand|dozen|dozens|hundreds|thousands|millions|half|a few|"
-    r"several)"
+    r"eighty|ninety|hundred|thousand|million|billion|dozen|dozens|hundreds|thousands|millions|"
+    r"half|a (?:hundred|thousand|million|billion|dozen|few)|several)"
 )
 _APPROX = r"(?:(?:about|around|nearly|almost|over|under|more than|less than|fewer than|some|"
 _APPROX += r"roughly|approximately|at least|up to|just over|just under)\s+)?"
