@@ -108,7 +108,10 @@ def quantized_int8(model: bytes) -> bytes:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
-    quiet = _DropMessage("Please consider to run pre-processing")  # its advice, every call
+
+    def quiet(record: logging.LogRecord) -> bool:  # its advice to pre-process, on every call
+        return not str(record.msg).startswith("Please consider to run pre-processing")
+
     with tempfile.TemporaryDirectory(prefix="qa-onnx-") as folder:
         source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         source.write_bytes(model)
@@ -124,12 +127,3 @@ def quantized_int8(model: bytes) -> bytes:
         finally:
             root.removeFilter(quiet)
         return target.read_bytes()
-
-
-class _DropMessage(logging.Filter):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self._prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self._prefix)

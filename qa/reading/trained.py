@@ -36,7 +36,7 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 PRECISIONS = ("int8", "fp32")
 _MAX_QUESTION_TOKENS = 64
 # A best span holding an answer of the asked kind keeps its extent with this many other words
-# (a unit, "and", "out of"); with more it is cut down to the answer.
+# (a unit, "and"); with more, or with "of", it is cut down to the answer.
 _JOINING_WORDS = 2
 
 
@@ -178,11 +178,15 @@ class TrainedReader:
 
         files = [p for p in self.model_dir.iterdir() if p.is_file()]
         described = {"inputs": _INPUTS, "opset": 17}
-        exported = cached_export(model_key("qa-reader", files, described), self._export)
+
+        def exported() -> bytes:
+            return cached_export(model_key("qa-reader", files, described), self._export)
+
         if self._precision == "fp32":
-            return exported
+            return exported()
+        # The fp32 export is read only when the quantized one is not cached yet.
         key = model_key("qa-reader", files, {**described, "precision": self._precision})
-        return cached_export(key, lambda: quantized_int8(exported))
+        return cached_export(key, lambda: quantized_int8(exported()))
 
     def _onnx_runner(self) -> Any:
         import onnxruntime
