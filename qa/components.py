@@ -24,6 +24,7 @@ def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
         settings.embedding_model,
         batch_size=settings.embed_batch_size,
         runtime=settings.runtime,
+        passage_precision=settings.passage_precision,
     )
 
 

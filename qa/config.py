@@ -16,6 +16,7 @@ ENVIRONMENT = {
     "QA_CORPUS": "corpus_dir",
     "QA_MODEL": "embedding_model",
     "QA_RUNTIME": "runtime",
+    "QA_PASSAGE_PRECISION": "passage_precision",
     "QA_READER": "reader",
     "QA_READER_MODEL": "reader_model",
     "QA_READER_PRECISION": "reader_precision",
@@ -34,6 +35,9 @@ class Settings:
     max_file_bytes: int = MAX_FILE_BYTES  # an article file, in the corpus or uploaded
     embed_batch_size: int = 32
     runtime: str = "onnx"  # the embedding model's runtime: "onnx" (faster) or "torch"
+    # Passages embedded for a build: "bf16" (PyTorch, bfloat16 products), "fp32" (the runtime
+    # as is) or "auto": bf16 where the CPU multiplies bfloat16 natively (`qa.embedding`).
+    passage_precision: str = "auto"
     # Vector segments this big or bigger are searched approximately (IVF-PQ, exact re-scoring);
     # taken by a new index (a first or full build), then kept in its manifest.
     approximate_threshold: int = 200_000

@@ -102,6 +102,7 @@ class SentenceTransformerEmbedder:
         runtime: str = "onnx",
         spin: bool = False,
         threads: int | None = None,
+        passage_precision: str = "auto",
     ):
         """`spin`: let ONNX Runtime's threads spin between runs. A query embedded alone is about
         1 ms quicker, but the spinning threads hold the cores that the next steps need: FAISS's
@@ -109,9 +110,23 @@ class SentenceTransformerEmbedder:
         an `ask` with the trained reader 140 instead of 106 ms p50 (2 cores), and Ray Serve's
         shard replicas on one machine searched in 36 instead of 19 ms (`benchmarks/cluster.py`).
         `threads`: ONNX Runtime's threads per model run (None: one per core); a cluster worker
-        given one core uses one."""
+        given one core uses one.
+
+        `passage_precision`: "bf16" embeds passages (builds) with PyTorch's matrix products in
+        bfloat16, "fp32" with the chosen runtime as is, "auto" (the default) bf16 on a CPU
+        that multiplies bfloat16 natively (AVX512-BF16 or AMX) and fp32 elsewhere. On such a
+        CPU (2 cores) bf16 embeds 55 SQuAD paragraphs a second against 42 for ONNX Runtime
+        and 31 for PyTorch fp32, and its vectors agree with fp32's to a cosine of 0.99996
+        (passages) and 0.99995 (sentences) at worst, so an index need not be rebuilt. Queries
+        always run in fp32."""
         if runtime not in ("onnx", "torch"):
             raise ValueError(f"runtime must be 'onnx' or 'torch', not {runtime!r}")
+        if passage_precision not in PASSAGE_PRECISIONS:
+            raise ValueError(
+                f"passage_precision must be one of {PASSAGE_PRECISIONS}, not {passage_precision!r}"
+            )
+        self._passage_precision = passage_precision
+        self._bf16: bool | None = None  # decided at the first passage, not to import torch early
         self._spin = spin
         self._threads = threads
         self._model_name = model
@@ -136,6 +151,15 @@ class SentenceTransformerEmbedder:
                     resolve_model_path(self._model_name), device=self._device
                 )
             return self._model
+
+    def passages_in_bf16(self) -> bool:
+        """Whether passages are embedded with bfloat16 products (see `passage_precision`)."""
+        if self._bf16 is None:
+            wanted = self._passage_precision
+            self._bf16 = self._device == "cpu" and (
+                wanted == "bf16" or (wanted == "auto" and cpu_multiplies_bf16())
+            )
+        return self._bf16
 
     def warm_up(self) -> None:
         if self._onnx_encoder() is None:
@@ -173,7 +197,7 @@ class SentenceTransformerEmbedder:
     def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self._onnx_encoder() is not None:
+        if self.passages_in_bf16() or self._onnx_encoder() is not None:
             vectors, _ = self.embed_passages(texts, [[] for _ in texts], progress=progress)
             return vectors
         vectors = self._loaded().encode_document(
@@ -196,7 +220,7 @@ class SentenceTransformerEmbedder:
             raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
-        encoder = self._onnx_encoder()
+        encoder = None if self.passages_in_bf16() else self._onnx_encoder()
         bar = _progress_bar(len(texts)) if progress else None
         try:
             if encoder is not None:
@@ -211,6 +235,8 @@ class SentenceTransformerEmbedder:
     def _torch_passages(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], bar: Any
     ) -> tuple[np.ndarray, list[np.ndarray]]:
+        import torch
+
         model = self._loaded()
         # Offsets are found by tokenizing what the model encoded: the prompt, then the text.
         prompt = getattr(model, "prompts", {}).get("document") or ""
@@ -219,9 +245,13 @@ class SentenceTransformerEmbedder:
         # Token vectors take ~150 KB a passage: encode in slices so memory stays flat.
         for begin in range(0, len(texts), _PASSAGES_PER_SLICE):
             batch = list(texts[begin : begin + _PASSAGES_PER_SLICE])
-            outputs = model.encode_document(
-                batch, batch_size=self._batch_size, output_value=None, show_progress_bar=False
-            )
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.passages_in_bf16()):
+                outputs = model.encode_document(
+                    batch,
+                    batch_size=self._batch_size,
+                    output_value=None,
+                    show_progress_bar=False,
+                )
             for text, text_spans, output in zip(
                 batch, spans[begin : begin + _PASSAGES_PER_SLICE], outputs, strict=True
             ):
@@ -318,6 +348,18 @@ class SentenceTransformerEmbedder:
 
 
 _PASSAGES_PER_SLICE = 256
+PASSAGE_PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def cpu_multiplies_bf16() -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX), without which
+    bfloat16 is emulated and slower than fp32."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
 def _normalized(vector: np.ndarray) -> np.ndarray:

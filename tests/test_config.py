@@ -41,3 +41,13 @@ def test_the_reader_precision_reaches_the_reader() -> None:
     assert settings.reader_precision == "fp32"
     reader = make_short_reader(settings)
     assert isinstance(reader, TrainedReader) and reader.precision == "fp32"
+
+
+def test_the_passage_precision_reaches_the_embedder() -> None:
+    from qa.components import make_embedder
+
+    assert Settings().passage_precision == "auto"
+    settings = Settings.from_env({"QA_PASSAGE_PRECISION": "fp32"})
+    assert settings.passage_precision == "fp32"
+    assert not make_embedder(settings).passages_in_bf16()
+    assert make_embedder(settings.with_values(passage_precision="bf16")).passages_in_bf16()

@@ -20,6 +20,12 @@ PASSAGE = (
     "The encounter lasted around ten minutes. "
     "Fishing boats returned early because of the storm."
 )
+AWKWARD_TEXTS = [
+    PASSAGE,
+    "Short.",
+    "Café 😀 talks in Zürich 🇺🇦 ended. " * 3,
+    "word " * 400 + "Tail.",
+]
 
 
 def test_each_sentence_vector_is_its_own_words_in_the_index(tmp_path: Path) -> None:
@@ -148,11 +154,12 @@ def test_onnx_passages_sentences_and_token_counts_match_pytorch(
     real_embedder: SentenceTransformerEmbedder,
 ) -> None:
     """Passages embedded by ONNX Runtime need no rebuild of an index PyTorch built."""
-    torch_only = SentenceTransformerEmbedder(runtime="torch")
-    texts = [PASSAGE, "Short.", "Café 😀 talks in Zürich 🇺🇦 ended. " * 3, "word " * 400 + "Tail."]
+    torch_only = SentenceTransformerEmbedder(runtime="torch", passage_precision="fp32")
+    onnx = SentenceTransformerEmbedder(passage_precision="fp32")
+    texts = AWKWARD_TEXTS
     spans = [split_sentences(t) or [(0, len(t))] for t in texts]
-    onnx_passages, onnx_pooled = real_embedder.embed_passages(texts, spans)
-    assert real_embedder._onnx is not None  # the fast path really ran
+    onnx_passages, onnx_pooled = onnx.embed_passages(texts, spans)
+    assert onnx._onnx is not None  # the fast path really ran
     torch_passages, torch_pooled = torch_only.embed_passages(texts, spans)
     assert np.all(np.sum(onnx_passages * torch_passages, axis=1) > 0.9999)
     for mine, theirs in zip(onnx_pooled, torch_pooled, strict=True):
@@ -162,6 +169,43 @@ def test_onnx_passages_sentences_and_token_counts_match_pytorch(
         assert real_embedder.count_tokens(text) == torch_only.count_tokens(text)
     assert real_embedder.max_tokens == torch_only.max_tokens == 254
     assert real_embedder.dimension == torch_only.dimension == 384
+
+
+@pytest.mark.integration
+def test_bf16_passages_need_no_rebuild_of_an_fp32_index() -> None:
+    """Passages embedded with bfloat16 products (the default on a CPU that has them) agree
+    with fp32's, passages and sentences, to a cosine of 0.9999; queries stay fp32."""
+    bf16 = SentenceTransformerEmbedder(passage_precision="bf16")
+    fp32 = SentenceTransformerEmbedder(passage_precision="fp32")
+    assert bf16.passages_in_bf16() and not fp32.passages_in_bf16()
+    spans = [split_sentences(t) or [(0, len(t))] for t in AWKWARD_TEXTS]
+    passages, pooled = bf16.embed_passages(AWKWARD_TEXTS, spans)
+    expected_passages, expected_pooled = fp32.embed_passages(AWKWARD_TEXTS, spans)
+    cosines = np.sum(passages * expected_passages, axis=1)
+    assert np.all(cosines > 0.9999) and not np.all(cosines > 0.9999999)  # bf16 really ran
+    for mine, theirs in zip(pooled, expected_pooled, strict=True):
+        assert mine.shape == theirs.shape
+        assert np.all(np.sum(mine * theirs, axis=1) > 0.9999)
+    documents = bf16.embed_documents(AWKWARD_TEXTS)
+    assert np.allclose(documents, passages, atol=1e-6)
+    question = "Where did they meet?"
+    assert np.allclose(bf16.embed_query(question), fp32.embed_query(question), atol=1e-6)
+
+
+def test_passage_precision_is_checked_and_auto_follows_the_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import qa.embedding
+
+    with pytest.raises(ValueError, match="passage_precision"):
+        SentenceTransformerEmbedder(passage_precision="fp16")
+    for native in (True, False):
+        monkeypatch.setattr(qa.embedding, "cpu_multiplies_bf16", lambda native=native: native)
+        assert SentenceTransformerEmbedder().passages_in_bf16() is native
+        assert SentenceTransformerEmbedder(passage_precision="bf16").passages_in_bf16()
+        assert not SentenceTransformerEmbedder(passage_precision="fp32").passages_in_bf16()
+        on_gpu = SentenceTransformerEmbedder(device="cuda", passage_precision="bf16")
+        assert not on_gpu.passages_in_bf16()  # bf16 autocast is for the CPU path
 
 
 @pytest.mark.integration

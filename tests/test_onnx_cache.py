@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.onnx_cache import cache_dir, cached_export, model_key
+from qa.onnx_cache import cache_dir, cached_export, eager_attention, model_key
 
 
 def counting_export(data: bytes):
@@ -75,3 +75,26 @@ def test_the_cache_folder_is_configurable(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("QA_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "qa-assistant"
+
+
+def test_attention_is_traced_eager_and_put_back() -> None:
+    """Exports trace plain attention (faster in ONNX Runtime than the traced SDPA graph) and
+    leave the PyTorch model as they found it."""
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        attn_implementation="sdpa",
+    )
+    model = torch.nn.Sequential(BertForQuestionAnswering(config))
+    inner = model[0]
+    with eager_attention(model):
+        assert inner.config._attn_implementation == "eager"
+        assert inner.bert.config._attn_implementation == "eager"
+    assert inner.config._attn_implementation == "sdpa"
+    assert inner.bert.config._attn_implementation == "sdpa"

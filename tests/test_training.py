@@ -219,3 +219,53 @@ def test_moving_average_is_checkpointed_resumed_and_exported(tmp_path: Path) -> 
     name = "qa_outputs.weight"
     apart = (last[name] - average[name]).abs().max()
     assert (exported[name].float() - average[name]).abs().max() <= 0.05 * apart
+
+
+def test_distillation_loss_compares_real_tokens_only() -> None:
+    import torch
+
+    from qa.training.reader import distillation_loss
+
+    teacher = torch.tensor([[2.0, 0.5, -1.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0]])
+    same = distillation_loss(teacher, teacher, teacher, teacher, mask, 2.0)
+    assert same.abs() < 1e-6
+    padding_differs = teacher.clone()
+    padding_differs[0, 3] = 9.0  # a padded position: not compared
+    assert distillation_loss(padding_differs, teacher, teacher, teacher, mask, 2.0).abs() < 1e-6
+    other = torch.tensor([[-1.0, 0.5, 2.0, 0.0]])
+    assert distillation_loss(other, other, teacher, teacher, mask, 2.0) > 0.1
+
+
+def test_distillation_reads_the_teachers_once_and_resumes(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from qa.training.reader import TEACHER_LOGITS
+
+    data = tiny_squad(tmp_path / "tiny.json")
+    teacher = tmp_path / "teacher"
+    train(data, teacher, "--learning-rate", "5e-3")
+    student = tmp_path / "student"
+    distil = ("--teachers", str(teacher), "--distil-weight", "0.7")
+    first = train(data, student, *distil, "--max-steps", "2")
+    assert "teacher" in first.stderr and "reading 12 windows" in first.stderr
+    saved = load_file(str(student / TEACHER_LOGITS))
+
+    # The stored logits are the teacher's own on the first window.
+    tokenizer = AutoTokenizer.from_pretrained(str(teacher))
+    model = AutoModelForQuestionAnswering.from_pretrained(str(teacher), dtype=torch.float32)
+    question, context = "When did it reopen? (Lumbridge 0)", FACTS[0][1].format(t="Lumbridge")
+    encoded = tokenizer(question, context, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**encoded).start_logits[0]
+    n = int(saved["lengths"][0])
+    assert n == encoded["input_ids"].shape[1]
+    assert torch.allclose(saved["start"][:n], logits, atol=0.15, rtol=0.02)
+
+    resumed = train(data, student, *distil)
+    assert "at step 2/6" in resumed.stderr and "reading" not in resumed.stderr
+    assert TrainedReader(student).read(question, [context])[0] is not None
+    other = run_training(data, student, "--teachers", str(teacher), "--distil-weight", "0.2")
+    assert other.returncode != 0 and "distil_weight" in other.stderr

@@ -118,8 +118,9 @@ class ChunkAndEmbed:
             batch_size=chosen.embed_batch_size,
             runtime=chosen.runtime,
             threads=1,
+            passage_precision=chosen.passage_precision,
         )
-        if chosen.runtime == "torch":
+        if chosen.runtime == "torch" or chosen.passage_precision != "fp32":
             import torch
 
             torch.set_num_threads(1)

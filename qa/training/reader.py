@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 CHECKPOINTS = "checkpoints"
 AVERAGE = "average.safetensors"
 LATEST = "latest.json"
+TEACHER_LOGITS = "teacher-logits.safetensors"
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ class TrainingConfig:
     # Also keep an exponential moving average of the weights with this decay (0: none); it is
     # judged beside the raw weights and, when set, exported instead of them.
     ema: float = 0.0
+    # Trained readers whose mean start/end logits on each training window are also learned
+    # (knowledge distillation): the loss is (1 - distil_weight) × the gold loss + distil_weight
+    # × T² × the KL divergence from their distributions softened by temperature T.
+    teachers: tuple[str, ...] = ()
+    distil_weight: float = 0.5
+    temperature: float = 2.0
     # "auto": a CUDA GPU when there is one, else the CPU; the schedule is the same on both.
     device: str = "auto"
     limit: int | None = None  # only the first N training questions (tests, quick trials)
@@ -244,6 +251,87 @@ def marginal_span_loss(
     return -torch.logsumexp(span_log, dim=-1).mean() / 2
 
 
+def distillation_loss(
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    teacher_start: torch.Tensor,
+    teacher_end: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """T² × the KL divergence of the student's softened start and end distributions from the
+    teacher's, over each window's real tokens, averaged over windows and the two ends."""
+    import torch
+
+    losses = []
+    for student, teacher in ((start_logits, teacher_start), (end_logits, teacher_end)):
+        padded = mask == 0
+        student_log = torch.log_softmax(student.masked_fill(padded, -1e4) / temperature, dim=-1)
+        teacher_log = torch.log_softmax(teacher.masked_fill(padded, -1e4) / temperature, dim=-1)
+        divergence = (teacher_log.exp() * (teacher_log - student_log)).sum(dim=-1)
+        losses.append(divergence.mean())
+    return temperature**2 * (losses[0] + losses[1]) / 2
+
+
+def teacher_logits(
+    config: TrainingConfig, windows_: Sequence[Window], pad_id: int, log: Any
+) -> list[tuple[list[float], list[float]]]:
+    """The teachers' mean start and end logits for every window, computed once and kept in
+    the output folder (a resumed run reads them back)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForQuestionAnswering
+
+    from qa.embedding import cpu_multiplies_bf16
+
+    path = Path(config.output) / TEACHER_LOGITS
+    lengths = torch.tensor([len(w.input_ids) for w in windows_])
+    offsets = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), lengths]), 0)
+    if path.exists():
+        saved = load_file(str(path))
+        if torch.equal(saved["lengths"], lengths):
+            return _split_logits(saved["start"], saved["end"], offsets)
+    start = torch.zeros(int(offsets[-1]))
+    end = torch.zeros(int(offsets[-1]))
+    # bfloat16 products where the CPU has them: twice as fast, and soft targets within a few
+    # hundredths of a logit of fp32's.
+    bf16 = training_device(config.device).type == "cpu" and cpu_multiplies_bf16()
+    for teacher in config.teachers:
+        print(f"teacher {teacher}: reading {len(windows_)} windows", file=log, flush=True)
+        model = AutoModelForQuestionAnswering.from_pretrained(teacher, dtype=torch.float32).eval()
+        for begin in range(0, len(windows_), 64):
+            chosen = windows_[begin : begin + 64]
+            batch = collate(chosen, pad_id)
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = model(**{k: v for k, v in batch.items() if not k.endswith("positions")})
+            for row, window in enumerate(chosen):
+                at, n = int(offsets[begin + row]), len(window.input_ids)
+                start[at : at + n] += out.start_logits[row, :n].float() / len(config.teachers)
+                end[at : at + n] += out.end_logits[row, :n].float() / len(config.teachers)
+    save_file({"start": start, "end": end, "lengths": lengths}, str(path))
+    return _split_logits(start, end, offsets)
+
+
+def _split_logits(
+    start: torch.Tensor, end: torch.Tensor, offsets: torch.Tensor
+) -> list[tuple[list[float], list[float]]]:
+    bounds = list(zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True))
+    return [(start[a:b].tolist(), end[a:b].tolist()) for a, b in bounds]
+
+
+def padded_teacher_logits(
+    logits: Sequence[tuple[list[float], list[float]]], length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
+    start = torch.zeros((len(logits), length))
+    end = torch.zeros((len(logits), length))
+    for row, (window_start, window_end) in enumerate(logits):
+        start[row, : len(window_start)] = torch.tensor(window_start)
+        end[row, : len(window_end)] = torch.tensor(window_end)
+    return start, end
+
+
 def learning_rate(config: TrainingConfig, step: int, total: int) -> float:
     warmup = max(1, int(config.warmup * total))
     if step < warmup:
@@ -328,7 +416,9 @@ def load_checkpoint(
     from safetensors.torch import load_file
 
     state = json.loads((folder / "state.json").read_text("utf-8"))
-    saved = TrainingConfig(**state["config"])
+    saved = TrainingConfig(
+        **{**state["config"], "teachers": tuple(state["config"].get("teachers", ()))}
+    )
     # A resumed run must continue the same schedule; only bookkeeping may differ.
     if _schedule(saved) != _schedule(config):
         raise SystemExit(
@@ -397,6 +487,12 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
         flush=True,
     )
 
+    soft = (
+        teacher_logits(config, train_windows, tokenizer.pad_token_id, log)
+        if config.teachers
+        else None
+    )
+
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
         {
@@ -438,14 +534,28 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
                 group["lr"] = learning_rate(config, progress.step, total)
             chosen = [train_windows[i] for i in plan[index]]
             batch = {k: v.to(device) for k, v in collate(chosen, tokenizer.pad_token_id).items()}
+            outputs = model(**{k: v for k, v in batch.items() if not k.endswith("positions")})
             if config.all_answers:
-                outputs = model(**{k: v for k, v in batch.items() if not k.endswith("positions")})
                 starts, ends = gold_spans(chosen)
-                loss = marginal_span_loss(
-                    outputs.start_logits, outputs.end_logits, starts.to(device), ends.to(device)
-                )
             else:
-                loss = model(**batch).loss
+                starts = batch["start_positions"].unsqueeze(1)
+                ends = batch["end_positions"].unsqueeze(1)
+            loss = marginal_span_loss(
+                outputs.start_logits, outputs.end_logits, starts.to(device), ends.to(device)
+            )
+            if soft is not None:
+                teacher_start, teacher_end = padded_teacher_logits(
+                    [soft[i] for i in plan[index]], batch["input_ids"].shape[1]
+                )
+                distilled = distillation_loss(
+                    outputs.start_logits,
+                    outputs.end_logits,
+                    teacher_start.to(device),
+                    teacher_end.to(device),
+                    batch["attention_mask"],
+                    config.temperature,
+                )
+                loss = (1 - config.distil_weight) * loss + config.distil_weight * distilled
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -629,6 +739,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep a moving average of the weights with this decay and export it",
     )
     parser.add_argument(
+        "--teachers",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="trained readers to distil from (their mean logits on each training window)",
+    )
+    parser.add_argument("--distil-weight", type=float, default=defaults.distil_weight)
+    parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument(
         "--device",
         default=defaults.device,
         help='"auto" (a CUDA GPU if there is one), "cpu", "cuda" or "cuda:N"',
@@ -655,6 +774,9 @@ def config_from(args: argparse.Namespace) -> TrainingConfig:
         average_epochs=args.average_epochs,
         all_answers=args.all_answers,
         ema=args.ema,
+        teachers=tuple(str(Path(t).resolve()) for t in args.teachers),
+        distil_weight=args.distil_weight,
+        temperature=args.temperature,
         device=args.device,
         limit=args.limit,
         max_steps=args.max_steps,
