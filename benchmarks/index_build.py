@@ -33,7 +33,7 @@ import numpy as np
 from benchmarks.squad_common import load_squad, write_corpus
 from qa.components import make_embedder
 from qa.config import Settings
-from qa.embedding import SentenceTransformerEmbedder
+from qa.embedding import BF16_MIN_PASSAGES, SentenceTransformerEmbedder
 from qa.sentences import split_sentences
 from qa.service import build
 from qa.store import IndexReader
@@ -45,7 +45,7 @@ def timed_build(
     """A fresh full build with the chosen settings (model loaded before the clock starts)."""
     embedder = make_embedder(settings.with_values(**chosen))
     embedder.warm_up()
-    embedder.embed_passages(["warm up"] * 8, [[]] * 8)
+    embedder.embed_passages(["warm up"] * BF16_MIN_PASSAGES, [[]] * BF16_MIN_PASSAGES)
     began = time.perf_counter()
     report = build(settings, embedder, full=True)
     return time.perf_counter() - began, report.chunks, embedder

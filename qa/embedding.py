@@ -114,7 +114,8 @@ class SentenceTransformerEmbedder:
 
         `passage_precision`: "bf16" embeds passages (builds) with PyTorch's matrix products in
         bfloat16, "fp32" with the chosen runtime as is, "auto" (the default) bf16 on a CPU
-        that multiplies bfloat16 natively (AVX512-BF16 or AMX) and fp32 elsewhere. On such a
+        that multiplies bfloat16 natively (AVX512-BF16 or AMX) for `BF16_MIN_PASSAGES` or more
+        at once, and fp32 otherwise. On such a
         CPU (2 cores) bf16 embeds 55 SQuAD paragraphs a second against 42 for ONNX Runtime
         and 31 for PyTorch fp32, and its vectors agree with fp32's to a cosine of 0.99996
         (passages) and 0.99995 (sentences) at worst, so an index need not be rebuilt. Queries
@@ -153,7 +154,8 @@ class SentenceTransformerEmbedder:
             return self._model
 
     def passages_in_bf16(self) -> bool:
-        """Whether passages are embedded with bfloat16 products (see `passage_precision`)."""
+        """Whether a build's passages are embedded with bfloat16 products (see
+        `passage_precision`; with "auto", only `BF16_MIN_PASSAGES` or more at once)."""
         if self._bf16 is None:
             wanted = self._passage_precision
             self._bf16 = self._device == "cpu" and (
@@ -220,20 +222,28 @@ class SentenceTransformerEmbedder:
             raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
-        encoder = None if self.passages_in_bf16() else self._onnx_encoder()
+        big = len(texts) >= BF16_MIN_PASSAGES or self._model is not None
+        # The CPU is asked only for a big batch: asking imports PyTorch.
+        bf16 = (self._passage_precision == "bf16" or big) and self.passages_in_bf16()
+        encoder = None if bf16 else self._onnx_encoder()
         bar = _progress_bar(len(texts)) if progress else None
         try:
             if encoder is not None:
                 return encoder.encode_passages(
                     texts, spans, batch_size=self._batch_size, progress=bar
                 )
-            return self._torch_passages(texts, spans, bar)
+            return self._torch_passages(texts, spans, bar, bf16=bf16)
         finally:
             if bar is not None:
                 bar.close()
 
     def _torch_passages(
-        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], bar: Any
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        bar: Any,
+        *,
+        bf16: bool,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         import torch
 
@@ -245,7 +255,7 @@ class SentenceTransformerEmbedder:
         # Token vectors take ~150 KB a passage: encode in slices so memory stays flat.
         for begin in range(0, len(texts), _PASSAGES_PER_SLICE):
             batch = list(texts[begin : begin + _PASSAGES_PER_SLICE])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.passages_in_bf16()):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 outputs = model.encode_document(
                     batch,
                     batch_size=self._batch_size,
@@ -349,6 +359,10 @@ class SentenceTransformerEmbedder:
 
 _PASSAGES_PER_SLICE = 256
 PASSAGE_PRECISIONS = ("auto", "bf16", "fp32")
+# With "auto", fewer passages than this go through ONNX Runtime in fp32 unless PyTorch is loaded
+# already: loading it costs about 3 s and 450 MB (a build of the default corpus peaked at 867
+# against 414 MB), which a small update (one article, a few chunks) would not win back.
+BF16_MIN_PASSAGES = 500
 
 
 def cpu_multiplies_bf16() -> bool:

@@ -209,6 +209,24 @@ def test_passage_precision_is_checked_and_auto_follows_the_cpu(
 
 
 @pytest.mark.integration
+def test_a_small_update_does_not_load_pytorch_for_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qa.embedding
+
+    def not_asked() -> bool:
+        raise AssertionError("asking the CPU imports PyTorch")
+
+    monkeypatch.setattr(qa.embedding, "cpu_multiplies_bf16", not_asked)
+    embedder = SentenceTransformerEmbedder()
+    spans = [split_sentences(t) or [(0, len(t))] for t in AWKWARD_TEXTS]
+    embedder.embed_passages(AWKWARD_TEXTS, spans)
+    assert embedder._model is None and embedder._onnx is not None
+    monkeypatch.setattr(qa.embedding, "cpu_multiplies_bf16", lambda: True)
+    many = ["Fishing boats returned early."] * qa.embedding.BF16_MIN_PASSAGES
+    embedder.embed_passages(many, [[]] * len(many))
+    assert embedder._model is not None  # a big build loads PyTorch, and keeps using it
+
+
+@pytest.mark.integration
 def test_token_counts_by_word_equal_whole_encodes(real_embedder: SentenceTransformerEmbedder):
     """The build counts a piece's tokens word by word (remembering words): on real articles
     and awkward text the count is the tokenizer's own for the whole piece."""
