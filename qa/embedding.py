@@ -115,11 +115,10 @@ class SentenceTransformerEmbedder:
         `passage_precision`: "bf16" embeds passages (builds) with PyTorch's matrix products in
         bfloat16, "fp32" with the chosen runtime as is, "auto" (the default) bf16 on a CPU
         that multiplies bfloat16 natively (AVX512-BF16 or AMX) for `BF16_MIN_PASSAGES` or more
-        at once, and fp32 otherwise. On such a
-        CPU (2 cores) bf16 embeds 55 SQuAD paragraphs a second against 42 for ONNX Runtime
-        and 31 for PyTorch fp32, and its vectors agree with fp32's to a cosine of 0.99996
-        (passages) and 0.99995 (sentences) at worst, so an index need not be rebuilt. Queries
-        always run in fp32."""
+        at once, and fp32 otherwise. On such a CPU (2 cores) bf16 embeds 55 SQuAD paragraphs a
+        second against 42 for ONNX Runtime and 31 for PyTorch fp32, and its vectors agree with
+        fp32's to a cosine of 0.99996 (passages) and 0.99995 (sentences) at worst, so an index
+        need not be rebuilt. Queries always run in fp32."""
         if runtime not in ("onnx", "torch"):
             raise ValueError(f"runtime must be 'onnx' or 'torch', not {runtime!r}")
         if passage_precision not in PASSAGE_PRECISIONS:
@@ -199,7 +198,7 @@ class SentenceTransformerEmbedder:
     def embed_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self.passages_in_bf16() or self._onnx_encoder() is not None:
+        if self._onnx_encoder() is not None:
             vectors, _ = self.embed_passages(texts, [[] for _ in texts], progress=progress)
             return vectors
         vectors = self._loaded().encode_document(

@@ -263,9 +263,9 @@ def distillation_loss(
     teacher's, over each window's real tokens, averaged over windows and the two ends."""
     import torch
 
+    padded = mask == 0
     losses = []
     for student, teacher in ((start_logits, teacher_start), (end_logits, teacher_end)):
-        padded = mask == 0
         student_log = torch.log_softmax(student.masked_fill(padded, -1e4) / temperature, dim=-1)
         teacher_log = torch.log_softmax(teacher.masked_fill(padded, -1e4) / temperature, dim=-1)
         divergence = (teacher_log.exp() * (teacher_log - student_log)).sum(dim=-1)
@@ -273,9 +273,31 @@ def distillation_loss(
     return temperature**2 * (losses[0] + losses[1]) / 2
 
 
+@dataclass(frozen=True)
+class TeacherLogits:
+    """The teachers' mean start and end logits of every window, end to end: window i's are
+    `start[offsets[i]:offsets[i + 1]]`."""
+
+    start: torch.Tensor
+    end: torch.Tensor
+    offsets: torch.Tensor
+
+    def padded(self, rows: Sequence[int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits of the windows `rows` as (rows × length) start and end tensors."""
+        import torch
+
+        start = torch.zeros((len(rows), length))
+        end = torch.zeros((len(rows), length))
+        for row, window in enumerate(rows):
+            a, b = int(self.offsets[window]), int(self.offsets[window + 1])
+            start[row, : b - a] = self.start[a:b]
+            end[row, : b - a] = self.end[a:b]
+        return start, end
+
+
 def teacher_logits(
     config: TrainingConfig, windows_: Sequence[Window], pad_id: int, log: Any
-) -> list[tuple[list[float], list[float]]]:
+) -> TeacherLogits:
     """The teachers' mean start and end logits for every window, computed once and kept in
     the output folder (a resumed run reads them back)."""
     import torch
@@ -290,7 +312,7 @@ def teacher_logits(
     if path.exists():
         saved = load_file(str(path))
         if torch.equal(saved["lengths"], lengths):
-            return _split_logits(saved["start"], saved["end"], offsets)
+            return TeacherLogits(saved["start"], saved["end"], offsets)
     start = torch.zeros(int(offsets[-1]))
     end = torch.zeros(int(offsets[-1]))
     # bfloat16 products where the CPU has them: twice as fast, and soft targets within a few
@@ -309,27 +331,7 @@ def teacher_logits(
                 start[at : at + n] += out.start_logits[row, :n].float() / len(config.teachers)
                 end[at : at + n] += out.end_logits[row, :n].float() / len(config.teachers)
     save_file({"start": start, "end": end, "lengths": lengths}, str(path))
-    return _split_logits(start, end, offsets)
-
-
-def _split_logits(
-    start: torch.Tensor, end: torch.Tensor, offsets: torch.Tensor
-) -> list[tuple[list[float], list[float]]]:
-    bounds = list(zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True))
-    return [(start[a:b].tolist(), end[a:b].tolist()) for a, b in bounds]
-
-
-def padded_teacher_logits(
-    logits: Sequence[tuple[list[float], list[float]]], length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    import torch
-
-    start = torch.zeros((len(logits), length))
-    end = torch.zeros((len(logits), length))
-    for row, (window_start, window_end) in enumerate(logits):
-        start[row, : len(window_start)] = torch.tensor(window_start)
-        end[row, : len(window_end)] = torch.tensor(window_end)
-    return start, end
+    return TeacherLogits(start, end, offsets)
 
 
 def learning_rate(config: TrainingConfig, step: int, total: int) -> float:
@@ -544,9 +546,7 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
                 outputs.start_logits, outputs.end_logits, starts.to(device), ends.to(device)
             )
             if soft is not None:
-                teacher_start, teacher_end = padded_teacher_logits(
-                    [soft[i] for i in plan[index]], batch["input_ids"].shape[1]
-                )
+                teacher_start, teacher_end = soft.padded(plan[index], batch["input_ids"].shape[1])
                 distilled = distillation_loss(
                     outputs.start_logits,
                     outputs.end_logits,
