@@ -465,7 +465,8 @@ def train(config: TrainingConfig, *, log: Any = sys.stderr) -> Progress:
 
     device = training_device(config.device)
     if device.type == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        # The cores this process may use (taskset, cgroups), not every core on the machine.
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
     else:
         # TF32 matrix products: the speed of the GPU's tensor cores at close to fp32 accuracy.
         torch.backends.cuda.matmul.allow_tf32 = True
