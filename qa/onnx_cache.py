@@ -130,9 +130,10 @@ def eager_attention(module: Any) -> Iterator[None]:
             model.set_attn_implementation(implementation)
 
 
-def quantized_int8(model: bytes) -> bytes:
+def quantized_int8(model: bytes, *, keep: Sequence[str] = ()) -> bytes:
     """`model` with the weights of its matrix products quantized to int8, one scale per output
-    channel (ONNX Runtime dynamic quantization: activations are quantized on the fly)."""
+    channel (ONNX Runtime dynamic quantization: activations are quantized on the fly), except
+    the nodes named in `keep`, which stay fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -151,6 +152,7 @@ def quantized_int8(model: bytes) -> bytes:
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 op_types_to_quantize=["MatMul"],
+                nodes_to_exclude=list(keep),
             )
         finally:
             root.removeFilter(quiet)

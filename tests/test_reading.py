@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from qa.reading import HeuristicReader, Span, TrainedReader, is_kind, question_terms
 from qa.reading import question_type as question_type_of
+from qa.reading.trained import early_feed_forward
 from qa.terms import stem
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -298,13 +299,15 @@ def test_trained_reader_answers(
 
 @pytest.mark.integration
 def test_trained_reader_prefers_a_span_of_the_kind_asked_for(shipped_reader) -> None:
-    question = "Where did Blinken and Lavrov meet?"
-    passage = "Blinken met with Lavrov briefly on the sidelines of the G-20 summit in New Delhi."
+    """The model's own best span is the whole "18 out of 20"; the question asks how many, and
+    the number asked for is the part."""
+    question = "How many nations agreed to the statement?"
+    passage = "Of the 20 members, 18 out of 20 agreed to the statement."
     (best,) = TrainedReader(shipped_reader.model_dir, typed_slack=0).read(question, [passage])
     (typed,) = shipped_reader.read(question, [passage])
     assert best is not None and typed is not None
-    assert span_text(passage, best) == "sidelines of the G-20 summit in New Delhi"
-    assert span_text(passage, typed) == "New Delhi"
+    assert span_text(passage, best) == "18 out of 20"
+    assert span_text(passage, typed) == "18"
 
 
 def test_heuristic_reader_reads_each_passage_in_order() -> None:
@@ -769,24 +772,44 @@ def test_a_span_that_restates_the_question_loses_to_one_that_answers_it(
     """The model's best span runs across the question's own words ("basketball player
     Brittney Griner, the United States delivered … Viktor Bout"); each repeated word costs it
     `echo_penalty`, and the span without them wins. Without the penalty the long one does."""
+    peaks = {"basketball": (10.0, 0.0), "viktor": (8.0, 0.0), "bout": (0.0, 10.0)}
+    read = _griner_reading(monkeypatch, tiny_model, tokenizer, peaks, typed_slack=0)
+    assert read(echo_penalty=0.0).startswith("basketball player Brittney Griner")
+    assert read(echo_penalty=0.75) == "Viktor Bout"
+
+
+def test_a_span_describing_a_name_the_question_gives_pays_for_it(
+    monkeypatch, tiny_model, tokenizer
+) -> None:
+    """ "basketball player" runs straight into "Brittney Griner", which the question names: it
+    describes her, not the one released. Its `modifier_penalty` brings it within the typed
+    slack of the person named elsewhere, who wins; without the penalty it stays the answer."""
+    peaks = {"basketball": (10.0, 0.0), "player": (0.0, 10.0), "viktor": (7.5, 0.0)}
+    peaks["bout"] = (0.0, 10.0)
+    read = _griner_reading(monkeypatch, tiny_model, tokenizer, peaks, typed_slack=2.0)
+    assert read(modifier_penalty=0.0) == "basketball player"
+    assert read(modifier_penalty=1.0) == "Viktor Bout"
+
+
+def _griner_reading(monkeypatch, tiny_model, tokenizer, peaks, **fixed):
+    """A function reading the Griner sentence with readers whose model scores peak as given,
+    built with `fixed` and its own keyword options; it returns the answer's text."""
     question = "Who did the United States release in exchange for Brittney Griner?"
     passage = (
         "In exchange for the release of basketball player Brittney Griner, the United States "
         "delivered notorious Russian arms trafficker Viktor Bout."
     )
-    peaks = {"basketball": (10.0, 0.0), "viktor": (8.0, 0.0), "bout": (0.0, 10.0)}
     run = _peaked_run(tokenizer, peaks)
 
-    answers = {}
-    for penalty in (0.0, 0.75):
-        reader = TrainedReader(tiny_model, echo_penalty=penalty, typed_slack=0)
+    def read(**options) -> str:
+        reader = TrainedReader(tiny_model, **fixed, **options)
         reader.warm_up()
         monkeypatch.setattr(reader, "_run", run)
         (span,) = reader.read(question, [passage])
         assert span is not None
-        answers[penalty] = span_text(passage, span)
-    assert answers[0.0].startswith("basketball player Brittney Griner")
-    assert answers[0.75] == "Viktor Bout"
+        return span_text(passage, span)
+
+    return read
 
 
 def _peaked_run(tokenizer, peaks: dict[str, tuple[float, float]]):
@@ -851,6 +874,16 @@ def test_int8_precision_runs_quantized_weights_and_reads(tiny_model: str, passag
     int8_ops = {node.op_type for node in onnx.load_from_string(quantized.onnx_model()).graph.node}
     fp32_ops = {node.op_type for node in onnx.load_from_string(exact.onnx_model()).graph.node}
     assert "MatMulInteger" in int8_ops and "MatMulInteger" not in fp32_ops
+    kept = early_feed_forward(exact.onnx_model())
+    assert sorted(name.split("/")[-3] for name in kept) == ["intermediate", "output"]
+    assert all("layer.0/" in name for name in kept)
+    fp32_products = {
+        node.name
+        for node in onnx.load_from_string(quantized.onnx_model()).graph.node
+        if node.op_type == "MatMul"
+    }
+    assert set(kept) <= fp32_products
+    assert not any("layer.1/intermediate/dense" in name for name in fp32_products)
     question = "Where did the ministers meet?"
     for reader in (quantized, exact):
         spans = reader.read(question, passages)

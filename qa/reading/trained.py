@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 import warnings
 from collections.abc import Sequence
@@ -38,6 +39,28 @@ _MAX_QUESTION_TOKENS = 64
 # A best span holding an answer of the asked kind keeps its extent with this many other words
 # (a unit, "and"); with more, or with "of", it is cut down to the answer.
 _JOINING_WORDS = 2
+
+
+def early_feed_forward(model: bytes) -> list[str]:
+    """The matrix products of the feed-forward blocks in the first half of a BERT-style
+    encoder's layers, by their node names in the export.
+
+    Their inputs carry a few huge activations, so one int8 scale for a whole activation
+    tensor rounds the rest away; kept fp32 (a third of the weights' arithmetic), they cut
+    int8's divergence from fp32 fivefold: mean KL of the start and end distributions on 300
+    training-article questions 0.0134 → 0.0025, against 0.0070 for every layer's feed-forward
+    output and 0.0098 for all of layer 0 (none of the held-out articles was used to choose).
+    """
+    import onnx
+
+    pattern = re.compile(r"layer\.(\d+)/(?:intermediate|output)/dense/MatMul$")
+    found = [
+        (int(match.group(1)), node.name)
+        for node in onnx.load_from_string(model).graph.node
+        if node.op_type == "MatMul" and (match := pattern.search(node.name))
+    ]
+    layers = 1 + max((layer for layer, _ in found), default=-1)
+    return [name for layer, name in found if layer < layers // 2]
 
 
 @dataclass(frozen=True)
@@ -82,11 +105,17 @@ class TrainedReader:
             content word of the question: answers rarely restate what the question already
             says, and the model's own scores often run a span across the question's words
             ("basketball player Brittney Griner … Viktor Bout"). 0 turns this off.
+        modifier_penalty: subtracted from a span that ends right before a name the question
+            gives: such a span describes what the question names ("the release of
+            *basketball player* Brittney Griner") rather than the thing asked about. Neutral
+            on SQuAD's held-out articles (closed F1 70.68 → 70.62, EM 59.42 → 59.49 at 1 to
+            2.5); it lets the answer of the asked kind win where the model prefers the
+            description by a little. 0 turns this off.
         precision: "int8" runs the model with its weights quantized to int8 (ONNX Runtime
-            dynamic quantization, per output channel): about twice as fast on CPU for half a
-            point of F1, and scores that move slightly with the other windows of a batch (the
-            activations' scale is the batch's); "fp32" runs the weights as trained. A folder's
-            own model.onnx is run as it is.
+            dynamic quantization, per output channel) but for `early_feed_forward`: 1.4x as
+            fast on CPU, F1 within 0.2 of fp32 on unseen articles, and scores that move
+            slightly with the other windows of a batch (the activations' scale is the batch's);
+            "fp32" runs the weights as trained. A folder's own model.onnx is run as it is.
         runtime: "onnx" or "torch".
     """
 
@@ -102,6 +131,7 @@ class TrainedReader:
         batch_size: int = 16,
         typed_slack: float = 2.0,
         echo_penalty: float = 0.75,
+        modifier_penalty: float = 1.0,
         runtime: str = "onnx",
         precision: str = "int8",
     ):
@@ -116,6 +146,7 @@ class TrainedReader:
         self._batch_size = batch_size
         self._typed_slack = typed_slack
         self._echo_penalty = echo_penalty
+        self._modifier_penalty = modifier_penalty
         self._runtime = runtime
         self._precision = precision
         self._tokenizer: Any = None
@@ -185,8 +216,15 @@ class TrainedReader:
         if self._precision == "fp32":
             return exported()
         # The fp32 export is read only when the quantized one is not cached yet.
-        key = model_key("qa-reader", files, {**described, "precision": self._precision})
-        return cached_export(key, lambda: quantized_int8(exported()))
+        key = model_key(
+            "qa-reader", files, {**described, "precision": self._precision, "fp32": "early FFN"}
+        )
+
+        def quantized() -> bytes:
+            fp32 = exported()
+            return quantized_int8(fp32, keep=early_feed_forward(fp32))
+
+        return cached_export(key, quantized)
 
     def _onnx_runner(self) -> Any:
         import onnxruntime
@@ -265,6 +303,8 @@ class TrainedReader:
         of_kind = {text: kind_intervals(text, kinds[:1]) if typed else [] for text in texts}
         asked = set(content_stems(question)) if self._echo_penalty else set()
         echoes = {text: _echo_mask(text, asked) if asked else None for text in texts}
+        named = _question_names(question) if self._modifier_penalty else set()
+        modifiers = {text: _modifier_mask(text, named) if named else None for text in texts}
         of_text: dict[str, list[int]] = {text: [] for text in texts}
         for index, focus in enumerate(focuses):
             of_text[focus.text].append(index)
@@ -288,6 +328,7 @@ class TrainedReader:
                     focuses[index],
                     of_kind[text],
                     echoes[text],
+                    modifiers[text],
                 )
                 current = best[index]
                 if reading is not None and (current is None or reading.logit > current.logit):
@@ -326,6 +367,7 @@ class TrainedReader:
         focus: Focus,
         of_kind: Sequence[tuple[int, int]] = (),
         echo: np.ndarray | None = None,
+        modifier: np.ndarray | None = None,
     ) -> Reading | None:
         """The best span inside `focus` of one window (token `offsets` into the text; tokens
         `in_passage` are the text's, not the question's or padding; `echo[c]` marks the
@@ -342,6 +384,9 @@ class TrainedReader:
         if echo is not None and self._echo_penalty:
             repeats = np.concatenate([[0.0], np.cumsum(echo[offsets[positions, 0]])])
             pair = pair - self._echo_penalty * (repeats[None, 1:] - repeats[:-1, None])
+        if modifier is not None and self._modifier_penalty:
+            ends_before_name = modifier[offsets[positions, 1] - 1]
+            pair = pair - self._modifier_penalty * ends_before_name[None, :]
         flat = np.unravel_index(int(np.argmax(pair)), pair.shape)
         i, j = int(flat[0]), int(flat[1])
         if of_kind:
@@ -388,6 +433,31 @@ class TrainedReader:
             if any(low <= start and end <= high for low, high in of_kind):
                 return int(i), int(j)
         return best
+
+
+def _question_names(question: str) -> set[str]:
+    """Stems of the capitalised words after the question's first: the names it gives."""
+    found = list(words(question))[1:]
+    return {
+        stem(w.group())
+        for w in found
+        if w.group()[:1].isupper() and w.group().lower() not in STOPWORDS
+    }
+
+
+def _modifier_mask(text: str, named: set[str]) -> np.ndarray:
+    """`mask[c]` is true where character c ends a word that runs straight into one of the
+    `named` words (only spaces between): the word modifies the name ("basketball player
+    Brittney Griner")."""
+    mask = np.zeros(len(text) + 1, dtype=bool)
+    found = words(text)
+    is_name = [w.group()[:1].isupper() and stem(w.group()) in named for w in found]
+    for i in range(1, len(found)):
+        before, word = found[i - 1], found[i]
+        adjacent = not text[before.end() : word.start()].strip()
+        if is_name[i] and not is_name[i - 1] and adjacent:
+            mask[before.end() - 1] = True
+    return mask
 
 
 def _echo_mask(text: str, asked: set[str]) -> np.ndarray:
