@@ -371,7 +371,8 @@ class TrainedReader:
     ) -> Reading | None:
         """The best span inside `focus` of one window (token `offsets` into the text; tokens
         `in_passage` are the text's, not the question's or padding; `echo[c]` marks the
-        characters of the text that repeat the question's words)."""
+        characters of the text that repeat the question's words, `modifier[c]` the last
+        character of a word that runs into a name the question gives)."""
         allowed = in_passage & (offsets[:, 0] >= focus.start) & (offsets[:, 1] <= focus.end)
         positions = np.flatnonzero(allowed)
         if positions.size == 0:
@@ -437,10 +438,9 @@ class TrainedReader:
 
 def _question_names(question: str) -> set[str]:
     """Stems of the capitalised words after the question's first: the names it gives."""
-    found = list(words(question))[1:]
     return {
         stem(w.group())
-        for w in found
+        for w in words(question)[1:]
         if w.group()[:1].isupper() and w.group().lower() not in STOPWORDS
     }
 
